@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""CDK app entry point: validates the environments file and wires the control plane stack."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import aws_cdk as cdk
+
+from control_plane.stack import ControlPlaneStack
+from lambdas.common.settings import SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    app = cdk.App()
+    settings_file = app.node.try_get_context("environmentsFile") or "environments.yaml"
+    try:
+        settings = load_settings(ROOT / settings_file)
+    except SettingsError as error:
+        sys.exit(f"cdk synth stopped: {error}")
+    ControlPlaneStack(
+        app,
+        "EbControlPlane",
+        control_plane_settings=settings,
+        lambda_staging_dir=ROOT / ".cdk-staging" / "lambda-code",
+        env=cdk.Environment(
+            account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
+            region=os.environ.get("CDK_DEFAULT_REGION", "us-east-1"),
+        ),
+    )
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Deployment control plane for Elastic Beanstalk apps whose infrastructure is a Pulumi program."""

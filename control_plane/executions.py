@@ -1,0 +1,132 @@
+"""Start deployments and read their outcome from the Step Functions execution history."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .bundle import checksum
+
+TERMINAL_STATUSES = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+def execution_name(environment: str, request_id: str) -> str:
+    """Derive the execution name, so a retried StartExecution of one request is idempotent."""
+    return f"{environment}-{request_id}"[:80]
+
+
+def upload_bundle(s3: Any, bucket: str, environment: str, data: bytes) -> str:
+    """Upload a bundle under its checksum and return its s3:// URI."""
+    key = f"bundles/{environment}/{checksum(data)}.zip"
+    s3.put_object(Bucket=bucket, Key=key, Body=data)
+    return f"s3://{bucket}/{key}"
+
+
+def start_deployment(sfn: Any, state_machine_arn: str, request: dict[str, Any]) -> str:
+    name = execution_name(str(request.get("environment")), str(request.get("requestId")))
+    response = sfn.start_execution(
+        stateMachineArn=state_machine_arn, name=name, input=json.dumps(request)
+    )
+    return response["executionArn"]
+
+
+@dataclass
+class ExecutionReport:
+    """What an execution did: final status, the states it passed through and how it ended."""
+
+    arn: str
+    status: str
+    path: list[str] = field(default_factory=list)
+    transitions: int = 0
+    retries: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    cause: str | None = None
+    output: dict[str, Any] | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def final_state(self) -> str | None:
+        return self.path[-1] if self.path else None
+
+
+def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        events.extend(page["events"])
+        if not page.get("nextToken"):
+            return events
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def build_report(sfn: Any, arn: str) -> ExecutionReport:
+    """Summarize the execution history.
+
+    Transitions are counted the way Step Functions bills them: one per state entered plus one per
+    retry attempt of a task.
+    """
+    description = sfn.describe_execution(executionArn=arn)
+    events = _history(sfn, arn)
+    path: list[str] = []
+    scheduled: dict[str, int] = {}
+    entered: dict[str, int] = {}
+    current = None
+    for event in events:
+        kind = event["type"]
+        if kind.endswith("StateEntered"):
+            current = event["stateEnteredEventDetails"]["name"]
+            path.append(current)
+            entered[current] = entered.get(current, 0) + 1
+        elif kind in {"LambdaFunctionScheduled", "TaskScheduled"} and current:
+            scheduled[current] = scheduled.get(current, 0) + 1
+    retries = {
+        state: count - entered.get(state, 0)
+        for state, count in scheduled.items()
+        if count > entered.get(state, 0)
+    }
+    output = description.get("output")
+    return ExecutionReport(
+        arn=arn,
+        status=description["status"],
+        path=path,
+        transitions=len(path) + sum(retries.values()),
+        retries=retries,
+        error=description.get("error"),
+        cause=description.get("cause"),
+        output=json.loads(output) if output else None,
+        events=events,
+    )
+
+
+def wait_for_execution(
+    sfn: Any,
+    arn: str,
+    *,
+    on_state: Callable[[str], None] | None = None,
+    poll_seconds: float = 0.1,
+    timeout_seconds: float = 600,
+) -> ExecutionReport:
+    """Poll until the execution ends; call `on_state` with each newly entered state."""
+    deadline = time.monotonic() + timeout_seconds
+    seen = 0
+    while True:
+        status = sfn.describe_execution(executionArn=arn)["status"]
+        if on_state is not None:
+            events = _history(sfn, arn)
+            names = [
+                event["stateEnteredEventDetails"]["name"]
+                for event in events
+                if event["type"].endswith("StateEntered")
+            ]
+            for name in names[seen:]:
+                on_state(name)
+            seen = len(names)
+        if status in TERMINAL_STATUSES:
+            return build_report(sfn, arn)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"execution {arn} still {status} after {timeout_seconds} s")
+        time.sleep(poll_seconds)

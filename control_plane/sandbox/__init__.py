@@ -1,0 +1,1 @@
+"""Local stand-in for AWS that runs the synthesized state machine without an AWS account."""

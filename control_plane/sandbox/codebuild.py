@@ -1,0 +1,198 @@
+"""CodeBuild stand-in: runs the build phase of infra/buildspec.yml with the local Pulumi engine.
+
+moto's CodeBuild reports every build as succeeded without running anything, so the sandbox
+answers StartBuild and BatchGetBuilds itself. A build copies the source (infra/) into a fresh
+folder, as CodeBuild downloads its source, resolves PARAMETER_STORE variables from the sandbox's
+SSM, puts the local engine's `pulumi` first on PATH in place of the install phase (the real CLI
+cannot be downloaded offline) and runs the build phase commands with bash, failing on any failed
+command or pipe.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .clock import VirtualClock
+
+ENGINE_BIN = Path(__file__).resolve().parent / "pulumi_engine" / "bin"
+# Virtual duration of one build: provisioning, source download and the Pulumi run.
+DEFAULT_BUILD_SECONDS = 60
+BUILD_TIMEOUT_SECONDS = 600
+
+
+@dataclass
+class Build:
+    id: str
+    number: int
+    project: str
+    variables: dict[str, str]
+    start_time: float
+    status: str = "IN_PROGRESS"
+    end_time: float | None = None
+    exported: dict[str, str] = field(default_factory=dict)
+    log_path: Path | None = None
+
+    def describe(self, region: str, account_id: str) -> dict[str, Any]:
+        description: dict[str, Any] = {
+            "id": self.id,
+            "arn": f"arn:aws:codebuild:{region}:{account_id}:build/{self.id}",
+            "buildNumber": self.number,
+            "startTime": self.start_time,
+            "currentPhase": "COMPLETED" if self.status != "IN_PROGRESS" else "BUILD",
+            "buildStatus": self.status,
+            "projectName": self.project,
+            "buildComplete": self.status != "IN_PROGRESS",
+            "logs": {"groupName": f"/aws/codebuild/{self.project}", "streamName": self.id},
+            "exportedEnvironmentVariables": [
+                {"name": name, "value": value} for name, value in sorted(self.exported.items())
+            ],
+        }
+        if self.end_time is not None:
+            description["endTime"] = self.end_time
+        return description
+
+
+class CodeBuildSimulator:
+    """Serves StartBuild and BatchGetBuilds for the sandbox's one CodeBuild project."""
+
+    def __init__(
+        self,
+        *,
+        clock: VirtualClock,
+        repo_root: Path,
+        work_dir: Path,
+        base_environment: dict[str, str],
+        resolve_parameter: Callable[[str], str],
+        region: str,
+        account_id: str,
+        build_seconds: float = DEFAULT_BUILD_SECONDS,
+    ) -> None:
+        self._clock = clock
+        self._repo_root = repo_root
+        self._work_dir = work_dir
+        self._base_environment = base_environment
+        self._resolve_parameter = resolve_parameter
+        self._region = region
+        self._account_id = account_id
+        self._build_seconds = build_seconds
+        self._builds: dict[str, Build] = {}
+        self._numbers = itertools.count(1)
+        self._lock = threading.Lock()
+        self.failures_to_inject = 0
+        self.on_build_finished: Callable[[Build], None] | None = None
+
+    @property
+    def builds(self) -> list[Build]:
+        with self._lock:
+            return list(self._builds.values())
+
+    def start_build(self, request: dict[str, Any]) -> dict[str, Any]:
+        project = request["projectName"]
+        number = next(self._numbers)
+        variables = {
+            item["name"]: self._variable_value(item)
+            for item in request.get("environmentVariablesOverride", [])
+        }
+        build = Build(
+            id=f"{project}:{number:08d}",
+            number=number,
+            project=project,
+            variables=variables,
+            start_time=self._clock.now(),
+        )
+        with self._lock:
+            self._builds[build.id] = build
+        # The build runs in the background, as on AWS; the caller polls BatchGetBuilds.
+        threading.Thread(target=self._run, args=(build,), daemon=True, name=build.id).start()
+        return {"build": build.describe(self._region, self._account_id)}
+
+    def batch_get_builds(self, ids: list[str]) -> dict[str, Any]:
+        with self._lock:
+            found = [self._builds[build_id] for build_id in ids if build_id in self._builds]
+        return {
+            "builds": [build.describe(self._region, self._account_id) for build in found],
+            "buildsNotFound": [build_id for build_id in ids if build_id not in self._builds],
+        }
+
+    def _variable_value(self, item: dict[str, Any]) -> str:
+        kind = item.get("type", "PLAINTEXT")
+        if kind == "PARAMETER_STORE":
+            return self._resolve_parameter(item["value"])
+        if kind != "PLAINTEXT":
+            raise NotImplementedError(f"the sandbox's CodeBuild does not resolve {kind} variables")
+        return str(item["value"])
+
+    def _run(self, build: Build) -> None:
+        source_dir = Path(tempfile.mkdtemp(prefix="build-", dir=self._work_dir))
+        build.log_path = self._work_dir / f"{build.id.replace(':', '-')}.log"
+        try:
+            status, exported = self._execute(build, source_dir)
+        except Exception as error:  # noqa: BLE001 - a crashed build is a FAULT, as on AWS
+            build.log_path.write_text(f"sandbox build error: {error}\n", encoding="utf-8")
+            status, exported = "FAULT", {}
+        finally:
+            shutil.rmtree(source_dir, ignore_errors=True)
+        if status == "SUCCEEDED" and self.failures_to_inject > 0:
+            self.failures_to_inject -= 1
+            status = "FAILED"
+        self._clock.advance(self._build_seconds)
+        build.exported = exported
+        build.end_time = self._clock.now()
+        build.status = status
+        if self.on_build_finished is not None:
+            self.on_build_finished(build)
+
+    def _execute(self, build: Build, source_dir: Path) -> tuple[str, dict[str, str]]:
+        shutil.copytree(
+            self._repo_root / "infra",
+            source_dir / "infra",
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
+        spec = yaml.safe_load((source_dir / "infra" / "buildspec.yml").read_text(encoding="utf-8"))
+        commands = spec["phases"]["build"]["commands"]
+        exported_names = spec.get("env", {}).get("exported-variables", [])
+        environment = {
+            **self._base_environment,
+            **{
+                name: str(value)
+                for name, value in (spec.get("env", {}).get("variables") or {}).items()
+            },
+            **build.variables,
+            "CODEBUILD_BUILD_ID": build.id,
+            "CODEBUILD_SRC_DIR": str(source_dir),
+            "PATH": f"{ENGINE_BIN}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}"
+            + self._base_environment.get("PATH", os.environ.get("PATH", "")),
+        }
+        export_file = source_dir / ".exported-variables"
+        script = "\n".join(
+            ["set -eo pipefail", *commands, f'env -0 > "{export_file}"']
+        )
+        with build.log_path.open("w", encoding="utf-8") as log:
+            result = subprocess.run(
+                ["bash", "-c", script],
+                cwd=source_dir,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=BUILD_TIMEOUT_SECONDS,
+            )
+        if result.returncode != 0:
+            return "FAILED", {}
+        values = dict(
+            entry.split("=", 1)
+            for entry in export_file.read_text(encoding="utf-8").split("\0")
+            if "=" in entry
+        )
+        return "SUCCEEDED", {name: values.get(name, "") for name in exported_names}

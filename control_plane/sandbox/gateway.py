@@ -1,0 +1,117 @@
+"""WSGI front of the sandbox's AWS endpoint.
+
+It answers the calls moto cannot serve faithfully (Lambda Invoke, Elastic Beanstalk, CodeBuild
+builds), applies armed faults to S3 reads of the Pulumi checkpoint, serves the sandbox's own
+control API under /_sandbox/, and passes everything else to moto unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from .faults import ENGINE_USER_AGENT
+
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+_INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
+_CHECKPOINT_PATH = re.compile(r"^/(?P<bucket>[^/]+)/(?:.+/)?\.pulumi/stacks/.+\.json(?:\.gz)?$")
+
+
+def _respond(
+    start_response: StartResponse, status: int, body: bytes, content_type: str, **headers: str
+) -> list[bytes]:
+    reasons = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
+    header_list = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    header_list += [("x-amzn-RequestId", str(uuid.uuid4()))]
+    header_list += list(headers.items())
+    start_response(f"{status} {reasons.get(status, 'Error')}", header_list)
+    return [body]
+
+
+def _body(environ: dict[str, Any]) -> bytes:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return environ["wsgi.input"].read(length) if length else b""
+
+
+class SandboxGateway:
+    def __init__(self, moto_app: WsgiApp, sandbox: Sandbox) -> None:
+        self._moto_app = moto_app
+        self._sandbox = sandbox
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_sandbox/"):
+            return self._control(path, start_response)
+        scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        service = scope.group("service") if scope else ""
+        if service == "lambda" and (match := _INVOKE_PATH.match(path)):
+            return self._invoke(match.group("name"), _body(environ), start_response)
+        if service == "elasticbeanstalk":
+            params = dict(parse_qsl(_body(environ).decode("utf-8"), keep_blank_values=True))
+            status, xml = self._sandbox.eb.handle(params)
+            return _respond(start_response, status, xml.encode("utf-8"), "text/xml")
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if service == "codebuild" and target.endswith((".StartBuild", ".BatchGetBuilds")):
+            return self._codebuild(target.rsplit(".", 1)[1], _body(environ), start_response)
+        if service == "s3" and environ.get("REQUEST_METHOD") == "GET":
+            blocked = self._checkpoint_read_blocked(path, environ.get("HTTP_USER_AGENT", ""))
+            if blocked:
+                return self._no_such_key(path, start_response)
+        return self._moto_app(environ, start_response)
+
+    def _invoke(self, name: str, payload: bytes, start_response: StartResponse) -> list[bytes]:
+        spec = self._sandbox.lambdas.function_for(name)
+        if spec is None:
+            body = json.dumps({"Type": "User", "Message": f"Function not found: {name}"})
+            return _respond(
+                start_response, 404, body.encode(), "application/json",
+                **{"x-amzn-ErrorType": "ResourceNotFoundException"},
+            )
+        response, function_error = self._sandbox.lambdas.invoke(spec, payload)
+        headers = {"X-Amz-Executed-Version": "$LATEST"}
+        if function_error:
+            headers["X-Amz-Function-Error"] = function_error
+        return _respond(start_response, 200, response, "application/json", **headers)
+
+    def _codebuild(self, action: str, body: bytes, start_response: StartResponse) -> list[bytes]:
+        request = json.loads(body or b"{}")
+        if action == "StartBuild":
+            result = self._sandbox.codebuild.start_build(request)
+        else:
+            result = self._sandbox.codebuild.batch_get_builds(request.get("ids", []))
+        return _respond(
+            start_response, 200, json.dumps(result).encode(), "application/x-amz-json-1.1"
+        )
+
+    def _checkpoint_read_blocked(self, path: str, user_agent: str) -> bool:
+        match = _CHECKPOINT_PATH.match(path)
+        if not match or match.group("bucket") != self._sandbox.resources.state_bucket:
+            return False
+        if ENGINE_USER_AGENT in user_agent:
+            return False
+        return self._sandbox.faults.take_checkpoint_read()
+
+    @staticmethod
+    def _no_such_key(path: str, start_response: StartResponse) -> list[bytes]:
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code>'
+            f"<Message>The specified key does not exist.</Message><Key>{path}</Key></Error>"
+        )
+        return _respond(start_response, 404, body.encode(), "application/xml")
+
+    def _control(self, path: str, start_response: StartResponse) -> list[bytes]:
+        if path == "/_sandbox/status":
+            document = self._sandbox.status()
+        else:
+            return _respond(start_response, 404, b'{"message": "unknown"}', "application/json")
+        return _respond(start_response, 200, json.dumps(document).encode(), "application/json")

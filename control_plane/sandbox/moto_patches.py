@@ -1,0 +1,235 @@
+"""Narrow patches to moto 5.2.5's Step Functions interpreter.
+
+Each patch closes one documented gap between moto and AWS:
+
+- Retry intervals and Wait states sleep in real time; here they advance the virtual clock.
+- `arn:aws:states:::codebuild:startBuild.sync` is rejected as unsupported; here it starts the
+  build and polls BatchGetBuilds as AWS does, with AWS's PascalCase parameters and output, and a
+  failed build fails the task with States.TaskFailed and the build as JSON in the cause.
+- Inner AWS calls go to `localhost:$MOTO_PORT`; here they go to 127.0.0.1 explicitly, so nothing
+  depends on how `localhost` resolves.
+
+tests/functional/test_moto_patches.py pins the AWS behaviour of each patch.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Callable
+from typing import Any, Final
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from .clock import VirtualClock
+
+_installed_clock: VirtualClock | None = None
+_BUILD_TERMINAL_FAILURES: Final = {"FAILED", "FAULT", "TIMED_OUT", "STOPPED"}
+
+
+def _clock() -> VirtualClock:
+    if _installed_clock is None:
+        raise RuntimeError("moto patches used before install_patches(clock) was called")
+    return _installed_clock
+
+
+def _patch_retry_sleep() -> None:
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    shim = types.SimpleNamespace(sleep=lambda seconds: _clock().sleep(seconds))
+    retrier_decl.time = shim  # type: ignore[attr-defined]
+
+
+def _patch_wait_state() -> None:
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+
+    def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        if wait_seconds > 0 and env.is_running():
+            _clock().sleep(wait_seconds)
+
+    wait_function.WaitFunction._wait_interval = wait_interval
+
+
+def _loopback_boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+    from moto.settings import moto_server_port
+
+    return boto3.client(
+        service_name=service,
+        region_name=region,
+        endpoint_url=f"http://127.0.0.1:{moto_server_port()}",
+        aws_access_key_id="sandbox",
+        aws_secret_access_key="sandbox",
+        config=Config(
+            parameter_validation=False,
+            retries={"max_attempts": 0, "total_max_attempts": 1},
+            connect_timeout=60,
+            read_timeout=3600,
+        ),
+    )
+
+
+def _patch_inner_endpoint() -> None:
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    boto_client.boto_client_for = _loopback_boto_client_for
+    import moto.stepfunctions.parser.models  # noqa: F401  (imports every user of boto_client_for)
+
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__name__", "")
+        if name.startswith("moto.stepfunctions.parser") and hasattr(module, "boto_client_for"):
+            module.boto_client_for = _loopback_boto_client_for  # type: ignore[attr-defined]
+
+
+def _codebuild_service_class() -> type:
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
+        CustomErrorName,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
+        StatesErrorName,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
+        ResourceCondition,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as callback,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+    model = boto3.session.Session().client("codebuild", region_name="us-east-1").meta.service_model
+
+    class StateTaskServiceCodeBuild(callback.StateTaskServiceCallback):
+        """codebuild:startBuild with the request-response and .sync patterns."""
+
+        def __init__(self) -> None:
+            super().__init__(
+                supported_integration_patterns={ResourceCondition.Sync}
+            )
+
+        def _operation(self) -> Any:
+            return model.operation_model(self.resource.api_action[0].upper() + self.resource.api_action[1:])
+
+        def _normalise_parameters(self, parameters: dict, *args: Any, **kwargs: Any) -> None:
+            self._to_boto_request(parameters, self._operation().input_shape)
+
+        def _normalise_response(self, response: Any, *args: Any, **kwargs: Any) -> None:
+            self._from_boto_response(response, self._operation().output_shape)
+
+        def _client(self, region: str) -> Any:
+            return _loopback_boto_client_for(region, "codebuild")
+
+        def _from_error(self, env: Any, ex: Exception) -> Any:
+            if isinstance(ex, ClientError):
+                name = f"CodeBuild.{ex.response['Error']['Code']}"
+                return FailureEvent(
+                    env=env,
+                    error_name=CustomErrorName(name),
+                    event_type=HistoryEventType.TaskFailed,
+                    event_details=EventDetails(
+                        taskFailedEventDetails=TaskFailedEventDetails(
+                            error=name,
+                            cause=ex.response["Error"].get("Message", ""),
+                            resource=self._get_sfn_resource(),
+                            resourceType=self._get_sfn_resource_type(),
+                        )
+                    ),
+                )
+            return super()._from_error(env=env, ex=ex)
+
+        def _eval_service_task(
+            self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
+        ) -> None:
+            action = self._get_boto_service_action()
+            response = getattr(self._client(resource_runtime_part.region), action)(
+                **normalised_parameters
+            )
+            response.pop("ResponseMetadata", None)
+            env.stack.append(response)
+
+        def _build_sync_resolver(
+            self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
+        ) -> Callable[[], Any]:
+            started = env.stack.pop()
+            build_id = started["build"]["id"]
+            client = self._client(resource_runtime_part.region)
+            output_shape = model.operation_model("StartBuild").output_shape
+
+            def resolve() -> Any:
+                build = client.batch_get_builds(ids=[build_id])["builds"][0]
+                if build["buildStatus"] == "IN_PROGRESS":
+                    return None
+                document = {"build": build}
+                self._from_boto_response(document, output_shape)
+                document = _json_safe(document)
+                if build["buildStatus"] == "SUCCEEDED":
+                    return document
+                raise FailureEventException(
+                    FailureEvent(
+                        env=env,
+                        error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                        event_type=HistoryEventType.TaskFailed,
+                        event_details=EventDetails(
+                            taskFailedEventDetails=TaskFailedEventDetails(
+                                resource=self._get_sfn_resource(),
+                                resourceType=self._get_sfn_resource_type(),
+                                error=StatesErrorNameType.StatesTaskFailed.to_name(),
+                                cause=to_json_str(document),
+                            )
+                        ),
+                    )
+                )
+
+            return resolve
+
+    return StateTaskServiceCodeBuild
+
+
+def _json_safe(value: Any) -> Any:
+    """Turn datetimes into ISO strings: the execution history must stay JSON serializable."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def _patch_codebuild_sync() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
+
+    codebuild_class = _codebuild_service_class()
+    original = state_task_factory.state_task_service_for
+
+    def service_for(service_name: str) -> Any:
+        if service_name == "codebuild":
+            return codebuild_class()
+        return original(service_name)
+
+    state_task_factory.state_task_service_for = service_for
+
+
+def install_patches(clock: VirtualClock) -> None:
+    """Apply every patch once per process; later calls only swap the clock."""
+    global _installed_clock
+    first = _installed_clock is None
+    _installed_clock = clock
+    if not first:
+        return
+    from moto.core.config import default_user_config
+
+    default_user_config["stepfunctions"]["execute_state_machine"] = True
+    _patch_retry_sleep()
+    _patch_wait_state()
+    _patch_inner_endpoint()
+    _patch_codebuild_sync()

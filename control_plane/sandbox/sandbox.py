@@ -1,0 +1,278 @@
+"""The sandbox: a local AWS endpoint that runs the synthesized state machine end to end.
+
+One process holds moto's server (bound to 127.0.0.1 on an ephemeral port), the Elastic Beanstalk
+simulator, the CodeBuild stand-in and the task Lambdas, all sharing one virtual clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from werkzeug.serving import make_server
+
+from .clock import VirtualClock
+from .codebuild import CodeBuildSimulator
+from .faults import FaultState
+from .gateway import SandboxGateway
+from .lambda_runtime import LambdaRuntime
+from .moto_patches import install_patches
+from .template import REPO_ROOT, SandboxResources, load_resources, synthesize
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+LOG = logging.getLogger(__name__)
+
+
+class LogCapture(logging.Handler):
+    """Keeps every formatted log line of the task handlers, for the secret scan."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@dataclass
+class SandboxOptions:
+    work_dir: Path
+    launch_seconds: float = 300
+    update_seconds: float = 90
+    terminate_seconds: float = 60
+    region: str = REGION
+    echo_logs: bool = False
+    seed_secrets: dict[str, str] = field(default_factory=dict)
+
+
+class Sandbox:
+    """Start with `start()`, stop with `stop()`; usable as a context manager."""
+
+    def __init__(self, options: SandboxOptions) -> None:
+        self.options = options
+        self.clock = VirtualClock()
+        self.faults = FaultState()
+        self.secret_values: list[str] = []
+        self.endpoint_url = ""
+        self.resources: SandboxResources
+        self.lambdas: LambdaRuntime
+        self.codebuild: CodeBuildSimulator
+        self.eb: Any
+        self.log_capture = LogCapture()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._saved_environment: dict[str, str | None] = {}
+
+    # Lifecycle
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        work_dir = self.options.work_dir
+        work_dir.mkdir(parents=True, exist_ok=True)
+        template = synthesize(work_dir.parent / "cdk-cache")
+        self.resources = load_resources(template, self.options.region, ACCOUNT_ID)
+        install_patches(self.clock)
+        self._start_server()
+        self._set_process_environment()
+        self._build_simulators()
+        self._provision()
+
+    def stop(self) -> None:
+        eb = getattr(self, "eb", None)
+        if eb is not None:
+            eb.shutdown()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        logging.getLogger("control-plane").removeHandler(self.log_capture)
+        for key, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_environment = {}
+
+    def _start_server(self) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        self._server = make_server(
+            "127.0.0.1",
+            0,
+            SandboxGateway(moto_app, self),
+            threaded=True,
+            request_handler=MotoRequestHandler,
+        )
+        port = self._server.server_port
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, name="sandbox-server"
+        )
+        self._thread.start()
+
+    def _set_process_environment(self) -> None:
+        """Point this process's AWS clients (the task handlers run here) at the sandbox."""
+        variables = {
+            "MOTO_PORT": str(self._server.server_port),
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "sandbox",
+            "AWS_SECRET_ACCESS_KEY": "sandbox",
+            "AWS_DEFAULT_REGION": self.options.region,
+            "AWS_REGION": self.options.region,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        for spec in self.resources.functions.values():
+            variables.update(spec.environment)
+        staged = self._staged_environments_file()
+        variables["ENVIRONMENTS_FILE"] = str(staged)
+        for key, value in variables.items():
+            self._saved_environment.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+        from lambdas.common.aws import client
+        from lambdas.common.settings import current_settings
+
+        client.cache_clear()
+        current_settings.cache_clear()
+        capture_logger = logging.getLogger("control-plane")
+        capture_logger.addHandler(self.log_capture)
+
+    def _staged_environments_file(self) -> Path:
+        from lambdas.common.settings import load_settings
+
+        settings = load_settings(REPO_ROOT / "environments.yaml")
+        path = self.options.work_dir / "environments.json"
+        path.write_text(json.dumps(settings.model_dump(mode="json")), encoding="utf-8")
+        return path
+
+    def _build_simulators(self) -> None:
+        from .eb import ElasticBeanstalkSimulator
+
+        s3 = self.client("s3")
+
+        def fetch_object(bucket: str, key: str) -> bytes:
+            return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+        self.eb = ElasticBeanstalkSimulator(
+            self.clock,
+            fetch_object,
+            self.options.work_dir / "eb",
+            region=self.options.region,
+            account_id=ACCOUNT_ID,
+            launch_seconds=self.options.launch_seconds,
+            update_seconds=self.options.update_seconds,
+            terminate_seconds=self.options.terminate_seconds,
+        )
+        self.lambdas = LambdaRuntime(self.resources.functions, ACCOUNT_ID, self.options.region)
+        passphrase = secrets.token_urlsafe(24)
+        self.secret_values.append(passphrase)
+        ssm = self.client("ssm")
+        self.codebuild = CodeBuildSimulator(
+            clock=self.clock,
+            repo_root=REPO_ROOT,
+            work_dir=self.options.work_dir / "builds",
+            base_environment={
+                "PATH": os.environ.get("PATH", ""),
+                "HOME": os.environ.get("HOME", "/tmp"),
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_ACCESS_KEY_ID": "sandbox",
+                "AWS_SECRET_ACCESS_KEY": "sandbox",
+                "AWS_DEFAULT_REGION": self.options.region,
+                "AWS_REGION": self.options.region,
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "PULUMI_CONFIG_PASSPHRASE": passphrase,
+                "PULUMI_SKIP_UPDATE_CHECK": "true",
+                "CONTROL_PLANE_PYTHON": os.sys.executable,
+                "PYTHONPATH": str(REPO_ROOT),
+            },
+            resolve_parameter=lambda name: ssm.get_parameter(Name=name, WithDecryption=True)[
+                "Parameter"
+            ]["Value"],
+            region=self.options.region,
+            account_id=ACCOUNT_ID,
+        )
+        (self.options.work_dir / "builds").mkdir(parents=True, exist_ok=True)
+        self.codebuild.on_build_finished = lambda build: self.faults.pulumi_run_finished()
+
+    def _provision(self) -> None:
+        """Create the template's resources in moto under their sandbox names."""
+        resources = self.resources
+        s3 = self.client("s3")
+        for bucket in (resources.bundle_bucket, resources.state_bucket):
+            s3.create_bucket(Bucket=bucket)
+        self.client("dynamodb").create_table(
+            TableName=resources.table_name,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        self.client("sns").create_topic(Name=resources.topic_arn.rsplit(":", 1)[1])
+        self.client("stepfunctions").create_state_machine(
+            name=resources.state_machine_name,
+            definition=json.dumps(resources.definition),
+            roleArn=resources.state_machine_role_arn,
+            type="STANDARD",
+        )
+        self._seed_secrets()
+
+    def _seed_secrets(self) -> None:
+        """Store every required secret of the sample environments, as an operator would."""
+        from lambdas.common.settings import load_settings
+
+        ssm = self.client("ssm")
+        settings = load_settings(REPO_ROOT / "environments.yaml")
+        for environment in settings.environments.values():
+            for source in environment.required_secrets.values():
+                value = self.options.seed_secrets.get(source.name) or secrets.token_urlsafe(18)
+                self.secret_values.append(value)
+                ssm.put_parameter(Name=source.name, Value=value, Type="SecureString")
+
+    # Helpers for the CLI, the scenario runner and the tests.
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            region_name=self.options.region,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id="sandbox",
+            aws_secret_access_key="sandbox",
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+        )
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint_url,
+            "virtualSeconds": self.clock.elapsed(),
+            "stateMachineArn": self.resources.state_machine_arn,
+            "bundleBucket": self.resources.bundle_bucket,
+            "stateBucket": self.resources.state_bucket,
+            "tableName": self.resources.table_name,
+            "pid": os.getpid(),
+        }

@@ -1,0 +1,228 @@
+"""The control plane's CDK stack: state machine, task Lambdas, CodeBuild runner, table, buckets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from lambdas.common.settings import Settings
+
+from .workflow import DeploymentWorkflow, TaskFunctions
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Task module name -> Lambda handler module under lambdas/.
+TASK_MODULES = {field: field for field in TaskFunctions.__dataclass_fields__}
+# AWS's public Powertools layer (it also carries pydantic v2). Version 7 of the Python 3.11 x86 build.
+POWERTOOLS_LAYER = (
+    "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:7"
+)
+
+
+def stage_lambda_code(settings: Settings, staging_dir: Path) -> Path:
+    """Copy the handlers and the validated environments file (as JSON) into one asset folder."""
+    if staging_dir.exists():
+        shutil.rmtree(staging_dir)
+    shutil.copytree(
+        REPO_ROOT / "lambdas",
+        staging_dir / "lambdas",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+    (staging_dir / "environments.json").write_text(
+        json.dumps(settings.model_dump(mode="json"), indent=2, sort_keys=True), encoding="utf-8"
+    )
+    return staging_dir
+
+
+def stage_infra_source(staging_dir: Path) -> Path:
+    """Copy infra/ (program, runner, buildspec) into the CodeBuild source asset folder."""
+    if staging_dir.exists():
+        shutil.rmtree(staging_dir)
+    shutil.copytree(
+        REPO_ROOT / "infra",
+        staging_dir / "infra",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "venv", ".venv"),
+    )
+    return staging_dir
+
+
+class ControlPlaneStack(Stack):
+    """Everything the control plane needs in one account and region."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        control_plane_settings: Settings,
+        lambda_staging_dir: Path,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+
+        self.table = dynamodb.TableV2(
+            self,
+            "DeploymentTable",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.bundle_bucket = self._private_bucket("BundleBucket")
+        self.state_bucket = self._private_bucket("PulumiStateBucket")
+        self.topic = sns.Topic(self, "DeploymentEvents", enforce_ssl=True)
+
+        self.pulumi_project = self._pulumi_project(lambda_staging_dir.parent / "infra-source")
+        functions = self._task_functions(control_plane_settings, lambda_staging_dir)
+        workflow = DeploymentWorkflow(
+            self,
+            "Workflow",
+            workflow_functions=functions,
+            workflow_pulumi_project=self.pulumi_project,
+            workflow_state_bucket_name=self.state_bucket.bucket_name,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "DeploymentStateMachine",
+            definition_body=sfn.DefinitionBody.from_chainable(workflow.definition),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=logs.LogGroup(
+                    self, "StateMachineLogs", retention=logs.RetentionDays.THREE_MONTHS
+                ),
+                level=sfn.LogLevel.ERROR,
+                include_execution_data=False,
+            ),
+        )
+
+    def _private_bucket(self, construct_id: str) -> s3.Bucket:
+        return s3.Bucket(
+            self,
+            construct_id,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    def _pulumi_project(self, staging_dir: Path) -> codebuild.Project:
+        """The CodeBuild project that runs infra/runner.py with the Pulumi CLI."""
+        self._infra_source = s3_assets.Asset(
+            self, "InfraSource", path=str(stage_infra_source(staging_dir))
+        )
+        project = codebuild.Project(
+            self,
+            "PulumiRunner",
+            description="Runs the Pulumi program in infra/ for the deployment state machine",
+            build_spec=codebuild.BuildSpec.from_source_filename("infra/buildspec.yml"),
+            # The Pulumi program ships with the control plane as an asset, so a deployment
+            # always runs the program version that `cdk deploy` installed.
+            source=codebuild.Source.s3(
+                bucket=self._infra_source.bucket, path=self._infra_source.s3_object_key
+            ),
+            environment=codebuild.BuildEnvironment(
+                build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
+                compute_type=codebuild.ComputeType.SMALL,
+            ),
+            timeout=Duration.minutes(60),
+        )
+        self.state_bucket.grant_read_write(project)
+        project.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["ssm:GetParameter"],
+                resources=[
+                    self.format_arn(service="ssm", resource="parameter", resource_name="control-plane/*")
+                ],
+            )
+        )
+        return project
+
+    def _task_functions(self, settings: Settings, staging_dir: Path) -> TaskFunctions:
+        code = lambda_.Code.from_asset(str(stage_lambda_code(settings, staging_dir)))
+        layer = lambda_.LayerVersion.from_layer_version_arn(
+            self, "Powertools", POWERTOOLS_LAYER.format(region=self.region)
+        )
+        environment = {
+            "TABLE_NAME": self.table.table_name,
+            "STATE_BUCKET": self.state_bucket.bucket_name,
+            "BUNDLE_BUCKET": self.bundle_bucket.bucket_name,
+            "TOPIC_ARN": self.topic.topic_arn,
+            "ENVIRONMENTS_FILE": "environments.json",
+            "POWERTOOLS_SERVICE_NAME": "control-plane",
+        }
+        functions = {}
+        for field, module in TASK_MODULES.items():
+            construct_id = "".join(part.title() for part in field.split("_")) + "Function"
+            functions[field] = lambda_.Function(
+                self,
+                construct_id,
+                runtime=lambda_.Runtime.PYTHON_3_11,
+                handler=f"lambdas.{module}.handler",
+                code=code,
+                layers=[layer],
+                timeout=Duration.seconds(60),
+                memory_size=256,
+                environment=environment,
+                tracing=lambda_.Tracing.ACTIVE,
+            )
+        task_functions = TaskFunctions(**functions)
+        self._grant(task_functions)
+        return task_functions
+
+    def _grant(self, functions: TaskFunctions) -> None:
+        for function in (functions.acquire_lock, functions.release_lock, functions.record):
+            self.table.grant_read_write_data(function)
+        self.topic.grant_publish(functions.record)
+        for function in (
+            functions.inspect_infrastructure,
+            functions.resolve_outputs,
+            functions.classify_build_failure,
+        ):
+            self.state_bucket.grant_read(function)
+        self.bundle_bucket.grant_read(functions.preflight)
+        functions.preflight.add_to_role_policy(
+            iam.PolicyStatement(actions=["ssm:DescribeParameters"], resources=["*"])
+        )
+        eb_readers = (
+            functions.inspect_infrastructure,
+            functions.wait_for_transition,
+            functions.fallback_outputs,
+            functions.wait_for_environment,
+            functions.wait_for_deployment,
+            functions.verify_health,
+        )
+        for function in eb_readers:
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["elasticbeanstalk:DescribeEnvironments"], resources=["*"]
+                )
+            )
+        functions.deploy_version.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "elasticbeanstalk:DescribeEnvironments",
+                    "elasticbeanstalk:DescribeApplicationVersions",
+                    "elasticbeanstalk:CreateApplicationVersion",
+                    "elasticbeanstalk:UpdateEnvironment",
+                ],
+                resources=["*"],
+            )
+        )
+        self.bundle_bucket.grant_read(functions.deploy_version)

@@ -1,0 +1,379 @@
+"""The deployment state machine, built with the CDK chain API.
+
+One function per phase, in the order the phases run. Every Retry and Catch names its errors;
+the retry numbers below are the contract the workflow tests check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from lambdas.common.errors import FAILURE_NAMES, UNEXPECTED_FAILURE
+
+# Stack outputs can lag behind a finished `pulumi up`: retry 5 times, 10 s apart.
+OUTPUT_READ_RETRIES = 5
+OUTPUT_READ_INTERVAL = Duration.seconds(10)
+# Environment readiness: 30 checks 20 s apart (the first check plus 29 retries).
+ENVIRONMENT_CHECKS = 30
+ENVIRONMENT_CHECK_INTERVAL = Duration.seconds(20)
+# Another request holds the lock: check every 30 s for up to 20 minutes.
+LOCK_RETRIES = 40
+LOCK_RETRY_INTERVAL = Duration.seconds(30)
+# EB refused the update because an operation is in progress.
+BUSY_RETRIES = 15
+BUSY_RETRY_INTERVAL = Duration.seconds(20)
+# The app's health URL, after EB reports the new version Ready.
+HEALTH_RETRIES = 5
+HEALTH_RETRY_INTERVAL = Duration.seconds(10)
+
+ALL_ERRORS = [sfn.Errors.ALL]
+
+
+@dataclass(frozen=True)
+class TaskFunctions:
+    """The Lambda function behind each task state."""
+
+    validate_request: lambda_.IFunction
+    acquire_lock: lambda_.IFunction
+    preflight: lambda_.IFunction
+    inspect_infrastructure: lambda_.IFunction
+    wait_for_transition: lambda_.IFunction
+    classify_build_failure: lambda_.IFunction
+    resolve_outputs: lambda_.IFunction
+    fallback_outputs: lambda_.IFunction
+    wait_for_environment: lambda_.IFunction
+    deploy_version: lambda_.IFunction
+    wait_for_deployment: lambda_.IFunction
+    verify_health: lambda_.IFunction
+    release_lock: lambda_.IFunction
+    record: lambda_.IFunction
+
+
+def _task_payload(**extra: str) -> sfn.TaskInput:
+    """Payload for the tasks after validation: the request, the execution and the known data."""
+    fields = {
+        "request": sfn.JsonPath.object_at("$.request"),
+        "executionArn": sfn.JsonPath.execution_id,
+    }
+    fields.update({key: sfn.JsonPath.object_at(path) for key, path in extra.items()})
+    return sfn.TaskInput.from_object(fields)
+
+
+class DeploymentWorkflow(Construct):
+    """Builds the definition; `definition` is the chain to hand to the StateMachine."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        workflow_functions: TaskFunctions,
+        workflow_pulumi_project: codebuild.IProject,
+        workflow_state_bucket_name: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._functions = workflow_functions
+        self._project = workflow_pulumi_project
+        self._state_bucket_name = workflow_state_bucket_name
+
+        self._failure_router = self._route_failure()
+        self._record_failure = self._record("RecordFailure", next_state=self._failure_router)
+        self._release_after_failure = self._release_lock(
+            "ReleaseLockAfterFailure", next_state=self._record_failure
+        )
+        self.definition = self._validate_request().next(self._acquire_lock())
+        self._acquire_lock_state.next(self._preflight())
+
+    # Phases, in the order they run.
+
+    def _validate_request(self) -> sfn.IChainable:
+        task = tasks.LambdaInvoke(
+            self,
+            "ValidateRequest",
+            lambda_function=self._functions.validate_request,
+            payload=sfn.TaskInput.from_object(
+                {"input": sfn.JsonPath.entire_payload, "executionArn": sfn.JsonPath.execution_id}
+            ),
+            payload_response_only=True,
+            result_path="$.request",
+        )
+        task.add_catch(self._record_failure, errors=ALL_ERRORS, result_path="$.failure")
+        return task
+
+    def _acquire_lock(self) -> tasks.LambdaInvoke:
+        task = tasks.LambdaInvoke(
+            self,
+            "AcquireLock",
+            lambda_function=self._functions.acquire_lock,
+            payload=_task_payload(),
+            payload_response_only=True,
+            result_path="$.lock",
+        )
+        task.add_retry(
+            errors=["EnvironmentLocked"],
+            interval=LOCK_RETRY_INTERVAL,
+            max_attempts=LOCK_RETRIES,
+            backoff_rate=1,
+        )
+        task.add_catch(self._record_failure, errors=ALL_ERRORS, result_path="$.failure")
+        self._acquire_lock_state = task
+        return task
+
+    def _preflight(self) -> sfn.IChainable:
+        task = self._lambda_task("Preflight", self._functions.preflight, "$.target")
+        return task.next(self._inspect_infrastructure())
+
+    def _inspect_infrastructure(self) -> sfn.IChainable:
+        inspect = self._lambda_task(
+            "InspectInfrastructure",
+            self._functions.inspect_infrastructure,
+            "$.inspection",
+            target="$.target",
+        )
+        run_pulumi = self._run_pulumi()
+        wait_for_transition = self._lambda_task(
+            "WaitForTransition",
+            self._functions.wait_for_transition,
+            "$.transition",
+            target="$.target",
+            inspection="$.inspection",
+        )
+        wait_for_transition.add_retry(
+            errors=["EnvironmentNotReady"],
+            interval=ENVIRONMENT_CHECK_INTERVAL,
+            max_attempts=ENVIRONMENT_CHECKS - 1,
+            backoff_rate=1,
+        )
+        wait_for_transition.next(inspect)
+
+        def action(name: str, pulumi_action: str) -> sfn.Pass:
+            return sfn.Pass(
+                self,
+                name,
+                result=sfn.Result.from_string(pulumi_action),
+                result_path="$.pulumiAction",
+            ).next(run_pulumi)
+
+        plan = "$.inspection.plan"
+        choose = (
+            sfn.Choice(self, "ChoosePlan")
+            .when(sfn.Condition.string_equals(plan, "provision"), action("Provision", "up"))
+            .when(sfn.Condition.string_equals(plan, "recover"), action("Recover", "recover"))
+            .when(sfn.Condition.string_equals(plan, "wait-transitional"), wait_for_transition)
+            .otherwise(action("CheckDrift", "check"))
+        )
+        return inspect.next(choose)
+
+    def _run_pulumi(self) -> sfn.IChainable:
+        plaintext = codebuild.BuildEnvironmentVariableType.PLAINTEXT
+
+        def variable(value: str) -> codebuild.BuildEnvironmentVariable:
+            return codebuild.BuildEnvironmentVariable(type=plaintext, value=value)
+
+        task = tasks.CodeBuildStartBuild(
+            self,
+            "RunPulumi",
+            project=self._project,
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            environment_variables_override={
+                "PULUMI_ACTION": variable(sfn.JsonPath.string_at("$.pulumiAction")),
+                "PULUMI_STACK": variable(sfn.JsonPath.string_at("$.target.stack")),
+                "PULUMI_BACKEND_URL": variable(sfn.JsonPath.string_at("$.target.backendUrl")),
+                "PULUMI_SECRETS": variable(
+                    sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.target.secrets"))
+                ),
+                "RESULT_URI": variable(
+                    sfn.JsonPath.format(
+                        "s3://" + self._state_bucket_name + "/results/{}/{}.json",
+                        sfn.JsonPath.string_at("$.request.environment"),
+                        sfn.JsonPath.string_at("$.request.requestId"),
+                    )
+                ),
+                "CONTROL_PLANE_REQUEST_ID": variable(
+                    sfn.JsonPath.string_at("$.request.requestId")
+                ),
+            },
+            result_selector={
+                "id": sfn.JsonPath.string_at("$.Build.Id"),
+                "status": sfn.JsonPath.string_at("$.Build.BuildStatus"),
+            },
+            result_path="$.build",
+        )
+        classify = self._lambda_task(
+            "ClassifyBuildFailure",
+            self._functions.classify_build_failure,
+            "$.failure",
+            target="$.target",
+            failure="$.failure",
+            catch=False,
+        )
+        classify.add_catch(self._release_after_failure, errors=ALL_ERRORS, result_path="$.error")
+        classify.next(self._release_after_failure)
+        task.add_catch(classify, errors=ALL_ERRORS, result_path="$.failure")
+        return task.next(self._resolve_outputs())
+
+    def _resolve_outputs(self) -> sfn.IChainable:
+        resolve = self._lambda_task(
+            "ResolveOutputs",
+            self._functions.resolve_outputs,
+            "$.outputs",
+            target="$.target",
+            catch=False,
+        )
+        resolve.add_retry(
+            errors=["OutputsNotAvailable"],
+            interval=OUTPUT_READ_INTERVAL,
+            max_attempts=OUTPUT_READ_RETRIES,
+            backoff_rate=1,
+        )
+        fallback = self._lambda_task(
+            "FallbackOutputs", self._functions.fallback_outputs, "$.outputs", target="$.target"
+        )
+        resolve.add_catch(fallback, errors=["OutputsNotAvailable"], result_path="$.outputsError")
+        resolve.add_catch(self._release_after_failure, errors=ALL_ERRORS, result_path="$.failure")
+        wait = self._wait_for_environment()
+        fallback.next(wait)
+        return resolve.next(wait)
+
+    def _wait_for_environment(self) -> sfn.IChainable:
+        task = self._lambda_task(
+            "WaitForEnvironment",
+            self._functions.wait_for_environment,
+            "$.environment",
+            target="$.target",
+            outputs="$.outputs",
+        )
+        task.add_retry(
+            errors=["EnvironmentNotReady"],
+            interval=ENVIRONMENT_CHECK_INTERVAL,
+            max_attempts=ENVIRONMENT_CHECKS - 1,
+            backoff_rate=1,
+        )
+        return task.next(self._deploy_version())
+
+    def _deploy_version(self) -> sfn.IChainable:
+        task = self._lambda_task(
+            "DeployVersion",
+            self._functions.deploy_version,
+            "$.deployment",
+            target="$.target",
+            outputs="$.outputs",
+        )
+        task.add_retry(
+            errors=["EnvironmentBusy"],
+            interval=BUSY_RETRY_INTERVAL,
+            max_attempts=BUSY_RETRIES,
+            backoff_rate=1,
+        )
+        return task.next(self._wait_for_deployment())
+
+    def _wait_for_deployment(self) -> sfn.IChainable:
+        task = self._lambda_task(
+            "WaitForDeployment",
+            self._functions.wait_for_deployment,
+            "$.environment",
+            target="$.target",
+            outputs="$.outputs",
+        )
+        task.add_retry(
+            errors=["EnvironmentNotReady"],
+            interval=ENVIRONMENT_CHECK_INTERVAL,
+            max_attempts=ENVIRONMENT_CHECKS - 1,
+            backoff_rate=1,
+        )
+        return task.next(self._verify_health())
+
+    def _verify_health(self) -> sfn.IChainable:
+        task = self._lambda_task(
+            "VerifyHealth",
+            self._functions.verify_health,
+            "$.health",
+            target="$.target",
+            outputs="$.outputs",
+        )
+        task.add_retry(
+            errors=["HealthCheckFailed"],
+            interval=HEALTH_RETRY_INTERVAL,
+            max_attempts=HEALTH_RETRIES,
+            backoff_rate=1,
+        )
+        done = sfn.Succeed(self, "Deployed")
+        record = self._record("Record", next_state=done)
+        return task.next(self._release_lock("ReleaseLock", next_state=record))
+
+    # The closing states shared by every path.
+
+    def _release_lock(self, name: str, *, next_state: sfn.IChainable) -> sfn.IChainable:
+        task = tasks.LambdaInvoke(
+            self,
+            name,
+            lambda_function=self._functions.release_lock,
+            payload=_task_payload(),
+            payload_response_only=True,
+            result_path="$.lockRelease",
+        )
+        # A failed release must not skip the ledger record; the lease expires on its own.
+        task.add_catch(next_state, errors=ALL_ERRORS, result_path="$.lockReleaseError")
+        return task.next(next_state)
+
+    def _record(self, name: str, *, next_state: sfn.IChainable) -> sfn.IChainable:
+        task = tasks.LambdaInvoke(
+            self,
+            name,
+            lambda_function=self._functions.record,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "state": sfn.JsonPath.entire_payload,
+                    "executionArn": sfn.JsonPath.execution_id,
+                    "executionName": sfn.JsonPath.execution_name,
+                }
+            ),
+            payload_response_only=True,
+            result_path="$.record",
+        )
+        task.add_catch(next_state, errors=ALL_ERRORS, result_path="$.recordError")
+        return task.next(next_state)
+
+    def _route_failure(self) -> sfn.IChainable:
+        """End every failure in a Fail state named after its error."""
+        router = sfn.Choice(self, "RouteFailure")
+        for name in FAILURE_NAMES:
+            router.when(
+                sfn.Condition.string_equals("$.failure.Error", name),
+                sfn.Fail(self, name, error=name, cause_path="$.failure.Cause"),
+            )
+        return router.otherwise(
+            sfn.Fail(
+                self, UNEXPECTED_FAILURE, error=UNEXPECTED_FAILURE, cause_path="$.failure.Cause"
+            )
+        )
+
+    def _lambda_task(
+        self,
+        name: str,
+        function: lambda_.IFunction,
+        result_path: str,
+        *,
+        catch: bool = True,
+        **inputs: str,
+    ) -> tasks.LambdaInvoke:
+        task = tasks.LambdaInvoke(
+            self,
+            name,
+            lambda_function=function,
+            payload=_task_payload(**inputs),
+            payload_response_only=True,
+            result_path=result_path,
+        )
+        if catch:
+            task.add_catch(
+                self._release_after_failure, errors=ALL_ERRORS, result_path="$.failure"
+            )
+        return task

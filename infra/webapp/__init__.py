@@ -1,0 +1,1 @@
+"""Components of the `webapp` Pulumi program: one module per part of the stack."""

@@ -1,0 +1,1 @@
+"""Lambda task handlers of the deployment state machine, one module per task."""

@@ -1,0 +1,50 @@
+"""Elastic Beanstalk look-ups shared by several tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .aws import client
+
+# Statuses in which EB is still working on the environment; a deployment waits them out.
+TRANSITIONAL_STATUSES = frozenset(
+    {"Launching", "Updating", "Terminating", "Aborting", "LinkingFrom", "LinkingTo"}
+)
+
+
+def find_environment(region: str, application: str, name: str) -> dict[str, Any] | None:
+    """Return the live environment of that name, or None when it is missing or Terminated.
+
+    IncludeDeleted=False matters: EB keeps listing a terminated environment of the same name for
+    about an hour, and picking that one would hide the live environment.
+    """
+    response = client("elasticbeanstalk", region).describe_environments(
+        ApplicationName=application, EnvironmentNames=[name], IncludeDeleted=False
+    )
+    live = [env for env in response["Environments"] if env.get("Status") != "Terminated"]
+    return live[0] if live else None
+
+
+def live_environments(region: str, application: str) -> list[dict[str, Any]]:
+    response = client("elasticbeanstalk", region).describe_environments(
+        ApplicationName=application, IncludeDeleted=False
+    )
+    return [env for env in response["Environments"] if env.get("Status") != "Terminated"]
+
+
+def environment_url(environment: dict[str, Any]) -> str | None:
+    cname = environment.get("CNAME") or environment.get("EndpointURL")
+    return f"http://{cname}" if cname else None
+
+
+def summarize(environment: dict[str, Any]) -> dict[str, Any]:
+    """The fields worth logging and passing on, without datetimes."""
+    return {
+        "name": environment.get("EnvironmentName"),
+        "id": environment.get("EnvironmentId"),
+        "status": environment.get("Status"),
+        "health": environment.get("Health"),
+        "healthStatus": environment.get("HealthStatus"),
+        "versionLabel": environment.get("VersionLabel"),
+        "abortableOperationInProgress": environment.get("AbortableOperationInProgress", False),
+    }

@@ -1,0 +1,90 @@
+"""Errors raised by the task handlers.
+
+Lambda reports an unhandled exception to Step Functions with the exception's class name as the
+error name, so each class below is named exactly as the workflow's Retry, Catch and Fail states
+refer to it. The message says what failed and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class ControlPlaneError(Exception):
+    """Base class of every error the workflow handles by name."""
+
+
+class InvalidRequest(ControlPlaneError):
+    """The execution input failed validation; nothing was touched."""
+
+
+class EnvironmentLocked(ControlPlaneError):
+    """Another request holds the environment's deployment lock (retried by the workflow)."""
+
+
+class ConfigurationMissing(ControlPlaneError):
+    """A required secret or setting is not set."""
+
+
+class BundleInvalid(ControlPlaneError):
+    """The application bundle is missing or malformed."""
+
+
+class StackNotSelected(ControlPlaneError):
+    """The Pulumi stack found is not the one the environment expects."""
+
+
+class StackLocked(ControlPlaneError):
+    """The Pulumi stack stayed locked by another update."""
+
+
+class PreviewFailed(ControlPlaneError):
+    """`pulumi preview` failed for a reason other than detected changes."""
+
+
+class UpFailed(ControlPlaneError):
+    """`pulumi up` (or the CodeBuild build running it) failed."""
+
+
+class OutputsNotAvailable(ControlPlaneError):
+    """The stack outputs could not be read (retried, then the fallback runs)."""
+
+
+class EnvironmentNotReady(ControlPlaneError):
+    """The Elastic Beanstalk environment is not Ready yet (retried by the workflow)."""
+
+
+class EnvironmentBusy(ControlPlaneError):
+    """Elastic Beanstalk refused an update because an operation is in progress (retried)."""
+
+
+class VersionConflict(ControlPlaneError):
+    """The version label already exists with a different bundle."""
+
+
+class DeploymentFailed(ControlPlaneError):
+    """The environment did not end up running the requested version."""
+
+
+class HealthCheckFailed(ControlPlaneError):
+    """The app's health URL did not answer as expected."""
+
+
+# Names of every error that ends an execution in a Fail state of the same name.
+FAILURE_NAMES: tuple[str, ...] = (
+    "InvalidRequest",
+    "EnvironmentLocked",
+    "ConfigurationMissing",
+    "BundleInvalid",
+    "StackNotSelected",
+    "StackLocked",
+    "PreviewFailed",
+    "UpFailed",
+    "OutputsNotAvailable",
+    "EnvironmentNotReady",
+    "EnvironmentBusy",
+    "VersionConflict",
+    "DeploymentFailed",
+    "HealthCheckFailed",
+)
+
+# Fail state for any error outside FAILURE_NAMES (a crashed task, a Step Functions runtime error).
+UNEXPECTED_FAILURE = "UnexpectedError"

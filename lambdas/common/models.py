@@ -1,0 +1,87 @@
+"""Shapes of the data the state machine passes between tasks."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Trigger = Literal["github", "manual", "recovery", "schedule"]
+Plan = Literal["provision", "recover", "wait-transitional", "check-drift"]
+
+VERSION_LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+\-]{0,99}$"
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
+S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+\.zip$"
+
+
+class DeploymentOptions(BaseModel):
+    """Per-request options. Unknown keys are rejected so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DeploymentRequest(BaseModel):
+    """The execution input after validation."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    environment: str = Field(min_length=1)
+    version: str = Field(pattern=VERSION_LABEL_PATTERN)
+    bundle: str = Field(pattern=S3_URI_PATTERN, description="s3://bucket/key.zip")
+    request_id: str = Field(alias="requestId", pattern=REQUEST_ID_PATTERN)
+    trigger: Trigger = "manual"
+    started_by: str = Field(default="unknown", alias="startedBy", max_length=200)
+    options: DeploymentOptions = Field(default_factory=DeploymentOptions)
+
+
+class Target(BaseModel):
+    """What Preflight resolved for the environment: the stack and the EB application."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    environment: str
+    region: str
+    project: str
+    stack: str
+    backend_url: str = Field(alias="backendUrl")
+    eb_application: str = Field(alias="ebApplication")
+    health_path: str = Field(alias="healthPath")
+    # Pulumi config key -> SSM parameter name. References only, never values.
+    secrets: dict[str, str] = Field(default_factory=dict)
+
+
+class StackOutputs(BaseModel):
+    """The stack outputs the deployment needs."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    eb_environment_name: str = Field(alias="ebEnvironmentName")
+    eb_application_name: str = Field(alias="ebApplicationName")
+    environment_url: str | None = Field(default=None, alias="environmentUrl")
+    health_check_url: str | None = Field(default=None, alias="healthCheckUrl")
+    source: Literal["state", "fallback"] = "state"
+
+
+class TaskEvent(BaseModel):
+    """The payload every task after ValidateRequest receives; fields fill in as phases run."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    request: DeploymentRequest
+    execution_arn: str = Field(alias="executionArn")
+    target: Target | None = None
+    outputs: StackOutputs | None = None
+    lock: dict | None = None
+    inspection: dict | None = None
+    deployment: dict | None = None
+    failure: dict | None = None
+
+    def require_target(self) -> Target:
+        if self.target is None:
+            raise RuntimeError("the task ran before Preflight resolved the target")
+        return self.target
+
+    def require_outputs(self) -> StackOutputs:
+        if self.outputs is None:
+            raise RuntimeError("the task ran before the stack outputs were resolved")
+        return self.outputs

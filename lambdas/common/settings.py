@@ -1,0 +1,134 @@
+"""The environments file: which environments the control plane deploys and how.
+
+One pydantic model validates the file for the CDK app (at synth), the Lambdas and the CLI, so a
+bad file fails early with every problem listed by key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SECRET_KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*:[A-Za-z][A-Za-z0-9_.-]*$")
+
+
+class SettingsError(ValueError):
+    """The environments file is missing or invalid."""
+
+
+class SecretSource(BaseModel):
+    """Where a required secret is stored. Only its reference travels through the workflow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["ssm"] = Field(description="ssm: an SSM Parameter Store SecureString")
+    name: str = Field(min_length=1, pattern=r"^/[A-Za-z0-9_.\-/]+$")
+
+
+class EnvironmentSettings(BaseModel):
+    """One deployable environment: its Pulumi stack and its Elastic Beanstalk application."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    pulumi_project: str = Field(min_length=1)
+    pulumi_stack: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    backend_url: str = Field(description="Pulumi backend; {state_bucket} is the control plane's")
+    eb_application: str = Field(min_length=1, max_length=100)
+    health_path: str = Field(default="/health", pattern=r"^/")
+    required_secrets: dict[str, SecretSource] = Field(default_factory=dict)
+
+    @field_validator("backend_url")
+    @classmethod
+    def _check_backend(cls, value: str) -> str:
+        if not value.startswith("s3://"):
+            raise ValueError("must be an s3:// URL (the Pulumi DIY S3 backend)")
+        return value
+
+    @field_validator("required_secrets")
+    @classmethod
+    def _check_secret_keys(cls, value: dict[str, SecretSource]) -> dict[str, SecretSource]:
+        for key in value:
+            if not SECRET_KEY_PATTERN.match(key):
+                raise ValueError(f"{key!r} is not a Pulumi config key of the form namespace:name")
+        return value
+
+    def resolved_backend_url(self, state_bucket: str) -> str:
+        return self.backend_url.replace("{state_bucket}", state_bucket)
+
+
+class Settings(BaseModel):
+    """The whole environments file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    environments: dict[str, EnvironmentSettings] = Field(min_length=1)
+
+    @field_validator("environments")
+    @classmethod
+    def _check_names(cls, value: dict[str, EnvironmentSettings]) -> dict[str, EnvironmentSettings]:
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z0-9-]{0,30}", name):
+                raise ValueError(
+                    f"environment name {name!r} must be lowercase letters, digits and dashes"
+                )
+        return value
+
+    def environment(self, name: str) -> EnvironmentSettings:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.environments))
+            raise SettingsError(f"environment {name!r} is not defined (known: {known})") from None
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """Render every pydantic problem as ``key.path: message`` lines."""
+    lines = []
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        lines.append(f"{location}: {problem['msg']}")
+    return "\n".join(lines)
+
+
+def parse_settings(document: object, source: str) -> Settings:
+    try:
+        return Settings.model_validate(document)
+    except ValidationError as error:
+        raise SettingsError(
+            f"{source} is invalid:\n{format_validation_error(error)}\n"
+            "Fix these keys and run the command again."
+        ) from None
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Load and validate an environments file (.yaml or .json)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SettingsError(
+            f"environments file {path} not found; set ENVIRONMENTS_FILE or create it"
+        ) from None
+    if path.suffix == ".json":
+        document = json.loads(text)
+    else:
+        import yaml  # Lambdas receive JSON, so only the CLI and the CDK app need PyYAML.
+
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise SettingsError(f"{path} is not valid YAML: {error}") from None
+    return parse_settings(document, str(path))
+
+
+@cache
+def current_settings() -> Settings:
+    """Return the settings named by ENVIRONMENTS_FILE, loaded once per process."""
+    return load_settings(os.environ.get("ENVIRONMENTS_FILE", "environments.json"))

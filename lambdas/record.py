@@ -1,0 +1,82 @@
+"""Record: write the request's ledger record and publish the outcome.
+
+Runs on every path, including a request that failed validation, so it reads the state leniently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from .common.aws import client
+from .common.errors import FAILURE_NAMES, UNEXPECTED_FAILURE
+from .common.observability import logger, task_handler
+from .common.store import put_ledger_record
+
+MAX_CAUSE_CHARS = 2000
+
+
+def failure_cause(failure: dict[str, Any]) -> str:
+    """Return the human message of a failure; Lambda errors wrap it in a JSON document."""
+    cause = failure.get("Cause") or ""
+    try:
+        document = json.loads(cause)
+    except (TypeError, ValueError):
+        return str(cause)[:MAX_CAUSE_CHARS]
+    if isinstance(document, dict) and "errorMessage" in document:
+        return str(document["errorMessage"])[:MAX_CAUSE_CHARS]
+    return str(cause)[:MAX_CAUSE_CHARS]
+
+
+def outcome_of(failure: dict[str, Any] | None) -> str:
+    if not failure:
+        return "Deployed"
+    name = failure.get("Error")
+    return name if name in FAILURE_NAMES else UNEXPECTED_FAILURE
+
+
+def build_record(state: dict[str, Any], execution_arn: str, execution_name: str) -> dict[str, Any]:
+    request = state.get("request") or state.get("input") or {}
+    if not isinstance(request, dict):
+        request = {}
+    failure = state.get("failure")
+    inspection = state.get("inspection") or {}
+    deployment = state.get("deployment") or {}
+    record = {
+        "environment": str(request.get("environment") or "unknown"),
+        "requestId": str(request.get("requestId") or execution_name),
+        "version": request.get("version"),
+        "previousVersion": deployment.get("previousVersion"),
+        "trigger": request.get("trigger"),
+        "startedBy": request.get("startedBy"),
+        "plan": inspection.get("plan"),
+        "outcome": outcome_of(failure),
+        "executionArn": execution_arn,
+        "finishedAt": int(time.time()),
+    }
+    if failure:
+        record["errorName"] = failure.get("Error")
+        record["cause"] = failure_cause(failure)
+    return record
+
+
+@task_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    record = build_record(event["state"], event["executionArn"], event["executionName"])
+
+    put_ledger_record(record["environment"], record["requestId"], record)
+    topic = os.environ.get("TOPIC_ARN")
+    if topic:
+        client("sns").publish(
+            TopicArn=topic,
+            Subject=f"{record['environment']}: {record['outcome']}"[:100],
+            Message=json.dumps(record, indent=2),
+            MessageAttributes={
+                "outcome": {"DataType": "String", "StringValue": record["outcome"]},
+                "environment": {"DataType": "String", "StringValue": record["environment"]},
+            },
+        )
+    logger.info("deployment recorded", extra={"outcome": record["outcome"], "plan": record["plan"]})
+    return {"outcome": record["outcome"], "errorName": record.get("errorName")}

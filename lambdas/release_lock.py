@@ -1,0 +1,17 @@
+"""ReleaseLock: give the environment's lease back (only if this request holds it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .common.models import TaskEvent
+from .common.observability import logger, task_handler
+from .common.store import release_lock
+
+
+@task_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    task = TaskEvent.model_validate(event)
+    released = release_lock(task.request.environment, task.request.request_id)
+    logger.info("lock released" if released else "lock not held by this request")
+    return {"released": released}

@@ -1,0 +1,29 @@
+"""ResolveOutputs: read the stack outputs the deployment needs from the Pulumi backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .common.errors import OutputsNotAvailable
+from .common.models import StackOutputs, TaskEvent
+from .common.observability import logger, task_handler
+from .common.pulumi_state import read_stack_state
+
+REQUIRED_OUTPUTS = ("ebEnvironmentName", "ebApplicationName")
+
+
+@task_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    task = TaskEvent.model_validate(event)
+    target = task.require_target()
+
+    state = read_stack_state(target.backend_url, target.project, target.stack, target.region)
+    missing = [name for name in REQUIRED_OUTPUTS if not state.outputs.get(name)]
+    if missing:
+        where = "no state" if not state.exists else f"missing {', '.join(missing)}"
+        raise OutputsNotAvailable(
+            f"stack {target.project}/{target.stack} outputs not readable yet ({where})"
+        )
+    outputs = StackOutputs.model_validate({**state.outputs, "source": "state"})
+    logger.info("outputs resolved", extra={"eb_environment": outputs.eb_environment_name})
+    return outputs.model_dump(by_alias=True)
