@@ -25,8 +25,11 @@ def upload_bundle(s3: Any, bucket: str, environment: str, data: bytes) -> str:
     return f"s3://{bucket}/{key}"
 
 
-def start_deployment(sfn: Any, state_machine_arn: str, request: dict[str, Any]) -> str:
-    name = execution_name(str(request.get("environment")), str(request.get("requestId")))
+def start_deployment(
+    sfn: Any, state_machine_arn: str, request: dict[str, Any], *, name: str | None = None
+) -> str:
+    """Start the execution; a retried call with the same request returns the same ARN."""
+    name = name or execution_name(str(request.get("environment")), str(request.get("requestId")))
     response = sfn.start_execution(
         stateMachineArn=state_machine_arn, name=name, input=json.dumps(request)
     )

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -110,6 +110,11 @@ class ControlPlaneStack(Stack):
                 include_execution_data=False,
             ),
         )
+
+        # The CLI finds the control plane through these outputs.
+        CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+        CfnOutput(self, "BundleBucketName", value=self.bundle_bucket.bucket_name)
+        CfnOutput(self, "TableName", value=self.table.table_name)
 
     def _private_bucket(self, construct_id: str) -> s3.Bucket:
         return s3.Bucket(

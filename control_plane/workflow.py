@@ -84,7 +84,9 @@ class DeploymentWorkflow(Construct):
         self._state_bucket_name = workflow_state_bucket_name
 
         self._failure_router = self._route_failure()
-        self._record_failure = self._record("RecordFailure", next_state=self._failure_router)
+        self._record_failure = self._record(
+            "RecordFailure", next_state=self._failure_router, result_path="$.failure"
+        )
         self._release_after_failure = self._release_lock(
             "ReleaseLockAfterFailure", next_state=self._record_failure
         )
@@ -323,7 +325,9 @@ class DeploymentWorkflow(Construct):
         task.add_catch(next_state, errors=ALL_ERRORS, result_path="$.lockReleaseError")
         return task.next(next_state)
 
-    def _record(self, name: str, *, next_state: sfn.IChainable) -> sfn.IChainable:
+    def _record(
+        self, name: str, *, next_state: sfn.IChainable, result_path: str = "$.record"
+    ) -> sfn.IChainable:
         task = tasks.LambdaInvoke(
             self,
             name,
@@ -336,7 +340,7 @@ class DeploymentWorkflow(Construct):
                 }
             ),
             payload_response_only=True,
-            result_path="$.record",
+            result_path=result_path,
         )
         task.add_catch(next_state, errors=ALL_ERRORS, result_path="$.recordError")
         return task.next(next_state)

@@ -79,4 +79,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             },
         )
     logger.info("deployment recorded", extra={"outcome": record["outcome"], "plan": record["plan"]})
-    return {"outcome": record["outcome"], "errorName": record.get("errorName")}
+    if "errorName" not in record:
+        return {"outcome": record["outcome"]}
+    # On a failure path this result replaces $.failure, so the Fail state shows the message
+    # rather than the Lambda error document, and unknown errors route to UnexpectedError.
+    return {"outcome": record["outcome"], "Error": record["outcome"], "Cause": record["cause"]}

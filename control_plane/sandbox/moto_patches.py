@@ -116,6 +116,11 @@ def _codebuild_service_class() -> type:
                 supported_integration_patterns={ResourceCondition.Sync}
             )
 
+        def _get_supported_parameters(self) -> set[str] | None:
+            if self.resource.api_action.lower() not in {"startbuild", "batchgetbuilds"}:
+                return None
+            return set(self._operation().input_shape.members)
+
         def _operation(self) -> Any:
             return model.operation_model(self.resource.api_action[0].upper() + self.resource.api_action[1:])
 

@@ -87,6 +87,8 @@ class Sandbox:
         template = synthesize(work_dir.parent / "cdk-cache")
         self.resources = load_resources(template, self.options.region, ACCOUNT_ID)
         install_patches(self.clock)
+        for noisy in ("werkzeug", "moto.stepfunctions.parser"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
         self._start_server()
         self._set_process_environment()
         self._build_simulators()

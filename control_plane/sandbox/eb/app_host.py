@@ -13,6 +13,7 @@ deployment n), ``logs/<environment-id>/`` (``web.stdout.log``, ``web.stderr.log`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -302,10 +303,8 @@ def _stop_process_group(process: subprocess.Popen[bytes]) -> None:
     # Linux does not reuse a pid while it is the id of a live process group, so these signals
     # reach only the processes that this host started.
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            pass
         try:
             process.wait(timeout=STOP_TIMEOUT_SECONDS)
             return

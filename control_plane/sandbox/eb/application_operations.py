@@ -30,9 +30,7 @@ def create_application(context: OperationContext, request: dict[str, Any]) -> di
     return {"Application": describe_application(state, application)}
 
 
-def _add_application(
-    context: OperationContext, name: str, description: str | None
-) -> Application:
+def _add_application(context: OperationContext, name: str, description: str | None) -> Application:
     application = Application(
         name=name,
         arn=context.state.application_arn(name),
@@ -140,9 +138,10 @@ def _process_bundle(context: OperationContext, source_bundle: tuple[str, str] | 
     if source_bundle is None:
         return "PROCESSED"
     bucket, key = source_bundle
+    # Any fetch failure (missing object or bucket, S3 error) makes the version FAILED.
     try:
         data = context.fetch_object(bucket, key)
-    except Exception as error:  # noqa: BLE001 - any fetch failure makes the version FAILED
+    except Exception as error:
         logger.warning("Processing s3://%s/%s failed: %s", bucket, key, error)
         return "FAILED"
     return "PROCESSED" if zipfile.is_zipfile(io.BytesIO(data)) else "FAILED"

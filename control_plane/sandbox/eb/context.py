@@ -33,7 +33,9 @@ def paginate(items: Sequence[Item], request: dict[str, Any]) -> tuple[list[Item]
     """
     max_records = request.get("MaxRecords", MAX_RECORDS)
     if not 1 <= max_records <= MAX_RECORDS:
-        raise invalid_parameter(f"MaxRecords must be between 1 and {MAX_RECORDS}, got {max_records}.")
+        raise invalid_parameter(
+            f"MaxRecords must be between 1 and {MAX_RECORDS}, got {max_records}."
+        )
     token = request.get("NextToken", "0")
     if not token.isdigit():
         raise invalid_parameter(f"Invalid NextToken '{token}'.")

@@ -41,11 +41,15 @@ CREATION_WITH_ISSUES = StatusChange(
     "Launched environment: {environment}. However, there were issues during launch. "
     "See event log for details.",
 )
-UPDATE_STARTED = StatusChange("Environment update started", "INFO", "Environment update is starting.")
+UPDATE_STARTED = StatusChange(
+    "Environment update started", "INFO", "Environment update is starting."
+)
 UPDATE_SUCCESSFUL = StatusChange(
     "Environment update successful", "INFO", "Environment update completed successfully."
 )
-UPDATE_FAILED = StatusChange("Environment update failed", "ERROR", "Failed to deploy configuration.")
+UPDATE_FAILED = StatusChange(
+    "Environment update failed", "ERROR", "Failed to deploy configuration."
+)
 TERMINATION_STARTED = StatusChange(
     "Environment termination started", "INFO", "terminateEnvironment is starting."
 )

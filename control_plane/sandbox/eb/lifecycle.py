@@ -184,7 +184,9 @@ class Lifecycle:
                 environment_id
             ):
                 logger.warning(
-                    "The web process of environment %s (%s) exited", environment.name, environment_id
+                    "The web process of environment %s (%s) exited",
+                    environment.name,
+                    environment_id,
                 )
                 self._set_health(environment, now, "Red", "Severe", [PROCESS_DIED_CAUSE])
 

@@ -96,7 +96,7 @@ def _parse_list(shape: Shape, params: Mapping[str, str], key: str) -> list[Any] 
     if shape.serialization.get("flattened"):
         element_prefix = key
         if member_shape.serialization.get("name"):
-            element_prefix = ".".join(key.split(".")[:-1] + [member_shape.serialization["name"]])
+            element_prefix = ".".join([*key.split(".")[:-1], member_shape.serialization["name"]])
     else:
         element_prefix = f"{key}.{member_shape.serialization.get('name', 'member')}"
     elements = []
@@ -118,7 +118,9 @@ def _parse_map(shape: Shape, params: Mapping[str, str], key: str) -> dict[str, A
     index = 1
     while f"{entry_prefix}.{index}.{key_name}" in params:
         entry_key = params[f"{entry_prefix}.{index}.{key_name}"]
-        parsed[entry_key] = _parse_value(shape.value, params, f"{entry_prefix}.{index}.{value_name}")
+        parsed[entry_key] = _parse_value(
+            shape.value, params, f"{entry_prefix}.{index}.{value_name}"
+        )
         index += 1
     return parsed or None
 
@@ -200,21 +202,23 @@ def _serialize_value(parent: ET.Element, name: str, shape: Shape, value: Any) ->
     if type_name == "structure":
         _serialize_members(ET.SubElement(parent, name), shape, value)
     elif type_name == "list":
-        member_name = shape.member.serialization.get("name", "member")
         if shape.serialization.get("flattened"):
-            for item in value:
-                _serialize_value(parent, shape.member.serialization.get("name", name), shape.member, item)
+            container = parent
+            member_name = shape.member.serialization.get("name", name)
         else:
             container = ET.SubElement(parent, name)
-            for item in value:
-                _serialize_value(container, member_name, shape.member, item)
+            member_name = shape.member.serialization.get("name", "member")
+        for item in value:
+            _serialize_value(container, member_name, shape.member, item)
     elif type_name == "map":
         container = parent if shape.serialization.get("flattened") else ET.SubElement(parent, name)
         entry_name = name if shape.serialization.get("flattened") else "entry"
+        key_name = shape.key.serialization.get("name", "key")
+        value_name = shape.value.serialization.get("name", "value")
         for key, item in value.items():
             entry = ET.SubElement(container, entry_name)
-            _serialize_value(entry, shape.key.serialization.get("name", "key"), shape.key, key)
-            _serialize_value(entry, shape.value.serialization.get("name", "value"), shape.value, item)
+            _serialize_value(entry, key_name, shape.key, key)
+            _serialize_value(entry, value_name, shape.value, item)
     else:
         ET.SubElement(parent, name).text = _format_scalar(shape, value)
 

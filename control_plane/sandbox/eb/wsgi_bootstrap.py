@@ -13,7 +13,7 @@ from wsgiref.simple_server import make_server
 def main() -> None:
     # Replace this script's own directory, so the app cannot import the simulator's modules.
     sys.path[0] = os.getcwd()
-    import application  # noqa: PLC0415 - the module is the deployed bundle's, found at run time
+    import application
 
     port = int(os.environ["PORT"])
     with make_server("127.0.0.1", port, application.application) as server:

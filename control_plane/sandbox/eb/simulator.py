@@ -1,0 +1,239 @@
+"""Elastic Beanstalk simulator: the sandbox's stand-in for the EB Query API.
+
+moto implements only a few EB operations and never changes an environment's status, so the
+sandbox routes every EB request here. ``handle`` takes the decoded form fields of one request
+and returns the HTTP status and XML body that AWS would send.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from control_plane.sandbox.clock import VirtualClock
+from control_plane.sandbox.eb import application_operations as applications
+from control_plane.sandbox.eb import environment_operations as environments
+from control_plane.sandbox.eb import monitoring_operations as monitoring
+from control_plane.sandbox.eb import tag_operations as tags
+from control_plane.sandbox.eb.app_host import AppHost
+from control_plane.sandbox.eb.context import OperationContext
+from control_plane.sandbox.eb.descriptions import describe_environment
+from control_plane.sandbox.eb.errors import ElasticBeanstalkError, unsupported_action
+from control_plane.sandbox.eb.events import to_eventbridge
+from control_plane.sandbox.eb.lifecycle import Lifecycle
+from control_plane.sandbox.eb.query_protocol import (
+    operation_model,
+    parse_request,
+    serialize_error,
+    serialize_result,
+)
+from control_plane.sandbox.eb.state import Durations, Event, SimulatorState
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[OperationContext, dict[str, Any]], dict[str, Any] | None]
+Subscriber = Callable[[dict[str, Any]], None]
+
+HANDLERS: dict[str, Handler] = {
+    "CreateApplication": applications.create_application,
+    "DescribeApplications": applications.describe_applications,
+    "DeleteApplication": applications.delete_application,
+    "CreateApplicationVersion": applications.create_application_version,
+    "DescribeApplicationVersions": applications.describe_application_versions,
+    "DeleteApplicationVersion": applications.delete_application_version,
+    "CreateEnvironment": environments.create_environment,
+    "DescribeEnvironments": environments.describe_environments,
+    "UpdateEnvironment": environments.update_environment,
+    "TerminateEnvironment": environments.terminate_environment,
+    "AbortEnvironmentUpdate": environments.abort_environment_update,
+    "DescribeConfigurationSettings": environments.describe_configuration_settings,
+    "DescribeEvents": monitoring.describe_events,
+    "DescribeEnvironmentHealth": monitoring.describe_environment_health,
+    "UpdateTagsForResource": tags.update_tags_for_resource,
+    "ListTagsForResource": tags.list_tags_for_resource,
+}
+
+
+class ElasticBeanstalkSimulator:
+    """Simulated EB account whose environments change status on a virtual clock.
+
+    Statuses are computed lazily: each call first completes the operations whose duration
+    has passed on ``clock``. Environments that reach Ready run their application version on
+    127.0.0.1 (see AppHost). Calls from several threads are serialized.
+    """
+
+    def __init__(
+        self,
+        clock: VirtualClock,
+        fetch_object: Callable[[str, str], bytes],
+        work_dir: Path,
+        region: str = "us-east-1",
+        account_id: str = "123456789012",
+        launch_seconds: float = 300,
+        update_seconds: float = 90,
+        terminate_seconds: float = 60,
+        *,
+        max_application_versions: int = 1000,
+        app_start_timeout: float = 10.0,
+    ) -> None:
+        """Create an empty account.
+
+        ``max_application_versions`` is the account quota behind
+        TooManyApplicationVersionsException (AWS's default quota is 1000 per region).
+        ``app_start_timeout`` is the wall-clock time in seconds that a deployed app gets to
+        start listening before its environment turns Red.
+        """
+        self._clock = clock
+        self._fetch_object = fetch_object
+        durations = Durations(
+            launch_seconds=launch_seconds,
+            update_seconds=update_seconds,
+            terminate_seconds=terminate_seconds,
+            max_application_versions=max_application_versions,
+        )
+        _validate_durations(durations)
+        self._state = SimulatorState(region, account_id, durations)
+        self._app_host = AppHost(fetch_object, Path(work_dir), start_timeout=app_start_timeout)
+        self._lifecycle = Lifecycle(self._state, self._app_host)
+        self._lock = threading.RLock()
+        # Reentrant, so a subscriber may call back into the simulator while being notified.
+        self._delivery_lock = threading.RLock()
+        self._subscribers: list[Subscriber] = []
+
+    def handle(self, params: Mapping[str, str]) -> tuple[int, str]:
+        """Run one API request and return its HTTP status and XML body.
+
+        ``params`` are the decoded form fields, including ``Action``. Errors come back as
+        AWS-shaped ``ErrorResponse`` documents; an action the sandbox does not implement is
+        a 400 error that names the action.
+        """
+        with self._lock:
+            request_id = self._state.next_request_id()
+            status, body = self._dispatch(params, request_id)
+        self._deliver_events()
+        return status, body
+
+    def _dispatch(self, params: Mapping[str, str], request_id: str) -> tuple[int, str]:
+        action = params.get("Action", "")
+        try:
+            now = self._clock.now()
+            self._lifecycle.advance(now)
+            operation = operation_model(action)
+            handler = HANDLERS.get(action)
+            if operation is None or handler is None:
+                raise unsupported_action(action or "(missing Action)")
+            request = parse_request(operation, params)
+            context = OperationContext(
+                self._state, self._lifecycle, self._fetch_object, now, request_id
+            )
+            result = handler(context, request)
+            return 200, serialize_result(operation, result, request_id)
+        except ElasticBeanstalkError as error:
+            logger.info("%s %s failed: %s %s", action, request_id, error.code, error.message)
+            return error.status, serialize_error(error, request_id)
+        except Exception as error:
+            logger.exception("%s %s failed inside the simulator", action, request_id)
+            internal = ElasticBeanstalkError("InternalFailure", f"Simulator error: {error}", 500)
+            return internal.status, serialize_error(internal, request_id)
+
+    def refresh(self) -> None:
+        """Apply every transition due at the clock's current time and send its events.
+
+        Statuses change only when the simulator is called; the sandbox calls this after it
+        advances the clock, so subscribers hear of transitions without an API call.
+        """
+        with self._lock:
+            self._lifecycle.advance(self._clock.now())
+        self._deliver_events()
+
+    def stick(self, environment_name: str | None, status: str, seconds: float) -> None:
+        """Keep an environment in a transitional status for ``seconds`` virtual seconds.
+
+        Applies to the environment named ``environment_name`` (any environment when None) the
+        next time it enters ``status``, or at once if it is in ``status`` now. It fires once.
+        ``status`` must be Launching, Updating, Terminating or Aborting (ValueError otherwise).
+        """
+        with self._lock:
+            now = self._clock.now()
+            self._lifecycle.advance(now)
+            self._lifecycle.stick(environment_name, status, seconds, now)
+        self._deliver_events()
+
+    def subscribe(self, callback: Subscriber) -> None:
+        """Send every later status and health change to ``callback`` as an EventBridge event."""
+        with self._delivery_lock:
+            self._subscribers.append(callback)
+
+    def configure(self, **settings: float) -> None:
+        """Change launch_seconds, update_seconds, terminate_seconds or max_application_versions.
+
+        New values apply to operations that start afterwards.
+        """
+        with self._lock:
+            durations = self._state.durations
+            for name, value in settings.items():
+                if not hasattr(durations, name):
+                    raise TypeError(f"configure() got an unknown setting {name!r}")
+                setattr(durations, name, value)
+            _validate_durations(durations)
+
+    def environments(self) -> list[dict[str, Any]]:
+        """Return the environments that DescribeEnvironments lists without filters."""
+        with self._lock:
+            now = self._clock.now()
+            self._lifecycle.advance(now)
+            visible = environments.visible_environments(self._state, now)
+            descriptions = [describe_environment(environment) for environment in visible]
+        self._deliver_events()
+        return descriptions
+
+    def shutdown(self) -> None:
+        """Stop every application process that the simulator started."""
+        with self._lock:
+            self._app_host.shutdown()
+
+    def _deliver_events(self) -> None:
+        # Events leave the outbox one at a time, oldest first, so subscribers see them in
+        # order even when several threads return from calls at once.
+        with self._delivery_lock:
+            while True:
+                with self._lock:
+                    if not self._state.outbox:
+                        return
+                    event = self._state.outbox.pop(0)
+                    message = self._to_eventbridge(event)
+                for subscriber in list(self._subscribers):
+                    try:
+                        subscriber(message)
+                    except Exception:
+                        logger.exception(
+                            "EB event subscriber %r failed on %s for %s",
+                            subscriber,
+                            message["detail"]["Status"],
+                            event.environment_name,
+                        )
+
+    def _to_eventbridge(self, event: Event) -> dict[str, Any]:
+        state = self._state
+        environment_arn = state.environment_arn(event.application_name, event.environment_name)
+        return to_eventbridge(
+            event,
+            event_id=state.next_event_id(),
+            region=state.region,
+            account_id=state.account_id,
+            environment_arn=environment_arn,
+        )
+
+
+def _validate_durations(durations: Durations) -> None:
+    for name in ("launch_seconds", "update_seconds", "terminate_seconds"):
+        if getattr(durations, name) < 0:
+            raise ValueError(f"{name} must not be negative, got {getattr(durations, name)}")
+    if durations.max_application_versions < 0:
+        raise ValueError(
+            f"max_application_versions must not be negative, got "
+            f"{durations.max_application_versions}"
+        )

@@ -1,0 +1,204 @@
+"""Scenario files: what happens in a sandbox run, which faults are injected, what must come out.
+
+A step or fault that this version cannot simulate yet is rejected by name, never ignored, so a
+scenario never passes for a fault that was not injected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lambdas.common.settings import format_validation_error
+
+SUPPORTED_STEPS = ("deploy", "wait_all", "terminate_environment")
+PLANNED_STEPS = ("advance", "maintenance", "eb_event", "stack_config")
+SUPPORTED_FAULTS = ("outputs_unavailable", "environment_stuck", "codebuild_fails")
+PLANNED_FAULTS = (
+    "stack_locked", "health_endpoint", "environment_health", "throttle", "task_crash",
+    "lost_events", "duplicate_events", "update_aborted", "health_sequence", "eb_update_refused",
+    "stale_terminated_environment", "outputs_wiped", "stale_lock", "pending_operations",
+    "version_quota", "existing_version", "task_timeout", "large_preview", "missing_secret",
+)
+OUTCOMES = (
+    "Deployed", "Superseded", "RolledBack", "InvalidRequest", "ConfigurationMissing",
+    "BundleInvalid", "StackNotSelected", "StackLocked", "PreviewFailed", "UpFailed",
+    "OutputsNotAvailable", "EnvironmentNotReady", "VersionConflict", "DeploymentFailed",
+    "HealthCheckFailed", "RollbackFailed",
+)
+
+
+class ScenarioError(ValueError):
+    """The scenario file is invalid; the message names the key and the problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClockSettings(_Strict):
+    launch_seconds: float = Field(default=300, ge=0)
+    update_seconds: float = Field(default=90, ge=0)
+    terminate_seconds: float = Field(default=60, ge=0)
+
+
+class DeployStep(_Strict):
+    version: str = Field(min_length=1)
+    bundle: str | None = None
+    request_id: str | None = None
+    wait: bool = True
+    # Raw execution input for invalid-request scenarios; replaces the generated request.
+    raw_input: dict[str, Any] | None = None
+
+
+class OutputsUnavailable(_Strict):
+    reads: int = Field(ge=-1)
+
+
+class EnvironmentStuck(_Strict):
+    status: Literal["Launching", "Updating", "Terminating"]
+    seconds: float = Field(gt=0)
+
+
+class CodebuildFails(_Strict):
+    builds: int = Field(ge=1)
+
+
+class Expectation(_Strict):
+    step: int = Field(ge=1)
+    status: Literal["SUCCEEDED", "FAILED"] | None = None
+    outcome: Literal[OUTCOMES] | None = None  # type: ignore[valid-type]
+    plan: Literal["provision", "recover", "check-drift", "none"] | None = None
+    path_includes: list[str] = Field(default_factory=list)
+    path_excludes: list[str] = Field(default_factory=list)
+    path: list[str] | None = None
+    serving_version: str | None = None
+    max_transitions: int | None = Field(default=None, ge=1)
+    cause_includes: list[str] = Field(default_factory=list)
+    codebuild_builds: int | None = Field(default=None, ge=0)
+    recoveries: int | None = Field(default=None, ge=0)
+
+
+class Step(BaseModel):
+    """One step: exactly one of the known keys."""
+
+    kind: str
+    arguments: dict[str, Any]
+
+
+class FaultSpec(BaseModel):
+    kind: str
+    arguments: Any
+    at_step: int = 1
+
+
+class Scenario(_Strict):
+    name: str = Field(min_length=1)
+    environment: str = Field(min_length=1)
+    clock: ClockSettings = Field(default_factory=ClockSettings)
+    steps: list[dict[str, Any]] = Field(min_length=1)
+    faults: list[dict[str, Any]] = Field(default_factory=list)
+    expect: list[Expectation] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_step_numbers(self) -> Scenario:
+        for expectation in self.expect:
+            if expectation.step > len(self.steps):
+                raise ValueError(
+                    f"expect refers to step {expectation.step} but there are {len(self.steps)}"
+                )
+        return self
+
+
+def _single_key(item: Any, where: str) -> tuple[str, Any]:
+    keys = [key for key in item if key != "at_step"] if isinstance(item, dict) else []
+    if len(keys) != 1:
+        raise ScenarioError(f"{where}: expected one key naming the step or fault, got {keys}")
+    return keys[0], item[keys[0]]
+
+
+def parse_step(item: Any, index: int) -> Step:
+    where = f"steps.{index}"
+    kind, arguments = _single_key(item, where)
+    if kind in PLANNED_STEPS:
+        raise ScenarioError(
+            f"{where}: step {kind!r} is not supported by this version of the sandbox yet "
+            f"(supported: {', '.join(SUPPORTED_STEPS)})"
+        )
+    if kind not in SUPPORTED_STEPS:
+        raise ScenarioError(f"{where}: unknown step {kind!r} (known: {', '.join(SUPPORTED_STEPS)})")
+    arguments = arguments or {}
+    if kind == "deploy":
+        try:
+            DeployStep.model_validate(arguments)
+        except ValidationError as error:
+            raise ScenarioError(f"{where}.deploy: {format_validation_error(error)}") from None
+    elif arguments:
+        raise ScenarioError(f"{where}.{kind}: takes no arguments, got {sorted(arguments)}")
+    return Step(kind=kind, arguments=arguments)
+
+
+_FAULT_MODELS: dict[str, type[BaseModel]] = {
+    "outputs_unavailable": OutputsUnavailable,
+    "environment_stuck": EnvironmentStuck,
+    "codebuild_fails": CodebuildFails,
+}
+
+
+def parse_fault(item: Any, index: int, step_count: int) -> FaultSpec:
+    where = f"faults.{index}"
+    kind, arguments = _single_key(item, where)
+    if kind in PLANNED_FAULTS:
+        raise ScenarioError(
+            f"{where}: fault {kind!r} is not supported by this version of the sandbox yet "
+            f"(supported: {', '.join(SUPPORTED_FAULTS)})"
+        )
+    if kind not in _FAULT_MODELS:
+        raise ScenarioError(f"{where}: unknown fault {kind!r} (known: {', '.join(SUPPORTED_FAULTS)})")
+    try:
+        model = _FAULT_MODELS[kind].model_validate(arguments or {})
+    except ValidationError as error:
+        raise ScenarioError(f"{where}.{kind}: {format_validation_error(error)}") from None
+    at_step = item.get("at_step", 1)
+    if not isinstance(at_step, int) or not 1 <= at_step <= step_count:
+        raise ScenarioError(f"{where}.at_step: must be a step number from 1 to {step_count}")
+    return FaultSpec(kind=kind, arguments=model, at_step=at_step)
+
+
+class LoadedScenario(BaseModel):
+    source: str
+    scenario: Scenario
+    steps: list[Step]
+    faults: list[FaultSpec]
+
+
+def load_scenario(path: Path, known_environments: set[str]) -> LoadedScenario:
+    """Parse and validate a scenario file; raise ScenarioError naming the key and the problem."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ScenarioError(f"{path}: cannot read the file: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ScenarioError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(document, dict):
+        raise ScenarioError(f"{path}: expected a mapping with name, environment, steps, expect")
+    try:
+        scenario = Scenario.model_validate(document)
+    except ValidationError as error:
+        raise ScenarioError(f"{path}: {format_validation_error(error)}") from None
+    if scenario.environment not in known_environments:
+        raise ScenarioError(
+            f"{path}: environment: {scenario.environment!r} is not defined in the sample "
+            f"settings (known: {', '.join(sorted(known_environments))})"
+        )
+    try:
+        steps = [parse_step(item, index) for index, item in enumerate(scenario.steps, 1)]
+        faults = [
+            parse_fault(item, index, len(steps)) for index, item in enumerate(scenario.faults, 1)
+        ]
+    except ScenarioError as error:
+        raise ScenarioError(f"{path}: {error}") from None
+    return LoadedScenario(source=str(path), scenario=scenario, steps=steps, faults=faults)

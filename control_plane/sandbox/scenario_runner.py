@@ -1,0 +1,309 @@
+"""Run scenario files, each in a fresh sandbox, and check their expectations."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lambdas.common.settings import load_settings
+
+from ..bundle import build_bundle
+from ..executions import (
+    ExecutionReport,
+    execution_name,
+    start_deployment,
+    upload_bundle,
+    wait_for_execution,
+)
+from .scenario import DeployStep, Expectation, LoadedScenario, ScenarioError, load_scenario
+from .template import REPO_ROOT
+
+SAMPLE_APP = REPO_ROOT / "samples" / "webapp"
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclass
+class StepResult:
+    index: int
+    kind: str
+    request_id: str | None = None
+    execution_arn: str | None = None
+    report: ExecutionReport | None = None
+    plan: str | None = None
+    outcome: str | None = None
+    builds_started: int = 0
+    serving_version: str | None = None
+
+
+@dataclass
+class CheckResult:
+    passed: bool
+    line: str
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    checks: list[CheckResult] = field(default_factory=list)
+    virtual_seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+
+def _fetch_version(url: str) -> str | None:
+    try:
+        with _NO_PROXY.open(url, timeout=5) as response:
+            return json.loads(response.read()).get("version")
+    except (OSError, ValueError):
+        return None
+
+
+class ScenarioRun:
+    """Executes one loaded scenario against one sandbox."""
+
+    def __init__(self, loaded: LoadedScenario, sandbox: Any) -> None:
+        self.loaded = loaded
+        self.scenario = loaded.scenario
+        self.sandbox = sandbox
+        self.sfn = sandbox.client("stepfunctions")
+        self.settings = load_settings(REPO_ROOT / "environments.yaml").environment(
+            self.scenario.environment
+        )
+        self.results: list[StepResult] = []
+        self._pending: list[StepResult] = []
+        self._bundles: dict[str, str] = {}
+
+    def run(self) -> ScenarioResult:
+        self.sandbox.eb.configure(**self.scenario.clock.model_dump())
+        for index, step in enumerate(self.loaded.steps, 1):
+            self._arm_faults(index)
+            builds_before = len(self.sandbox.codebuild.builds)
+            result = StepResult(index=index, kind=step.kind)
+            if step.kind == "deploy":
+                self._deploy(DeployStep.model_validate(step.arguments), result)
+            elif step.kind == "wait_all":
+                self._finish_pending()
+            elif step.kind == "terminate_environment":
+                self._terminate()
+            if result.report is not None or step.kind != "deploy":
+                result.builds_started = len(self.sandbox.codebuild.builds) - builds_before
+            self.results.append(result)
+        self._finish_pending()
+        outcome = ScenarioResult(name=self.scenario.name, virtual_seconds=self.sandbox.clock.elapsed())
+        outcome.checks.extend(self._check(expectation) for expectation in self.scenario.expect)
+        outcome.checks.extend(self._always_checked())
+        return outcome
+
+    # Steps
+
+    def _arm_faults(self, index: int) -> None:
+        for fault in self.loaded.faults:
+            if fault.at_step != index:
+                continue
+            arguments = fault.arguments
+            if fault.kind == "outputs_unavailable":
+                self.sandbox.faults.set_outputs_unavailable(arguments.reads)
+            elif fault.kind == "environment_stuck":
+                self.sandbox.eb.stick(None, arguments.status, arguments.seconds)
+            elif fault.kind == "codebuild_fails":
+                self.sandbox.codebuild.failures_to_inject += arguments.builds
+
+    def _bundle_uri(self, bundle: str | None) -> str:
+        if bundle and bundle.startswith("s3://"):
+            return bundle
+        source = Path(bundle) if bundle else SAMPLE_APP
+        if not source.is_absolute():
+            source = (Path(self.loaded.source).parent / source).resolve()
+        key = str(source)
+        if key not in self._bundles:
+            self._bundles[key] = upload_bundle(
+                self.sandbox.client("s3"),
+                self.sandbox.resources.bundle_bucket,
+                self.scenario.environment,
+                build_bundle(source),
+            )
+        return self._bundles[key]
+
+    def _deploy(self, step: DeployStep, result: StepResult) -> None:
+        request_id = step.request_id or f"r-{result.index}"
+        request = step.raw_input or {
+            "environment": self.scenario.environment,
+            "version": step.version,
+            "bundle": self._bundle_uri(step.bundle),
+            "requestId": request_id,
+            "trigger": "manual",
+            "startedBy": "scenario",
+        }
+        name = execution_name(self.scenario.environment, request_id)
+        # The ledger keys a request without a valid requestId by its execution name.
+        result.request_id = str(request.get("requestId") or name)
+        result.execution_arn = start_deployment(
+            self.sfn, self.sandbox.resources.state_machine_arn, request, name=name
+        )
+        if step.wait:
+            self._collect(result)
+        else:
+            self._pending.append(result)
+
+    def _collect(self, result: StepResult) -> None:
+        assert result.execution_arn is not None
+        result.report = wait_for_execution(self.sfn, result.execution_arn, timeout_seconds=300)
+        record = self._ledger_record(result.request_id)
+        result.plan = (record or {}).get("plan")
+        result.outcome = (record or {}).get("outcome")
+        result.serving_version = self._serving_version()
+
+    def _finish_pending(self) -> None:
+        while self._pending:
+            self._collect(self._pending.pop(0))
+
+    def _terminate(self) -> None:
+        eb = self.sandbox.client("elasticbeanstalk")
+        environments = eb.describe_environments(
+            ApplicationName=self.settings.eb_application, IncludeDeleted=False
+        )["Environments"]
+        if not environments:
+            raise ScenarioError("terminate_environment: no live environment to terminate")
+        for environment in environments:
+            eb.terminate_environment(EnvironmentName=environment["EnvironmentName"])
+        # A console user waits until the termination completes.
+        self.sandbox.clock.advance(self.scenario.clock.terminate_seconds + 1)
+
+    # Observations
+
+    def _ledger_record(self, request_id: str | None) -> dict[str, Any] | None:
+        from lambdas.common.store import ledger_records
+
+        for record in ledger_records(self.scenario.environment, self.sandbox.resources.table_name):
+            if record.get("requestId") == request_id:
+                return record
+        return None
+
+    def _serving_version(self) -> str | None:
+        eb = self.sandbox.client("elasticbeanstalk")
+        environments = eb.describe_environments(
+            ApplicationName=self.settings.eb_application, IncludeDeleted=False
+        )["Environments"]
+        for environment in environments:
+            cname = environment.get("CNAME")
+            if cname and environment.get("Status") == "Ready":
+                return _fetch_version(f"http://{cname}{self.settings.health_path}")
+        return None
+
+    # Checks
+
+    def _check(self, expectation: Expectation) -> CheckResult:
+        result = self.results[expectation.step - 1]
+        report = result.report
+        problems: list[str] = []
+        if report is None:
+            return CheckResult(False, f"FAIL step {expectation.step}: no deployment ran in it")
+        observed: dict[str, Callable[[], Any]] = {
+            "status": lambda: report.status,
+            "outcome": lambda: result.outcome,
+            "plan": lambda: result.plan,
+            "serving_version": lambda: result.serving_version,
+            "codebuild_builds": lambda: result.builds_started,
+            "recoveries": lambda: 0,
+        }
+        for key, value_of in observed.items():
+            wanted = getattr(expectation, key)
+            if wanted is not None and value_of() != wanted:
+                problems.append(f"{key}: expected {wanted!r}, got {value_of()!r}")
+        if expectation.path is not None and report.path != expectation.path:
+            problems.append(f"path: expected {expectation.path}, got {report.path}")
+        missing = [state for state in expectation.path_includes if state not in report.path]
+        if missing:
+            problems.append(f"path_includes: {missing} not in path {report.path}")
+        present = [state for state in expectation.path_excludes if state in report.path]
+        if present:
+            problems.append(f"path_excludes: {present} in path {report.path}")
+        if expectation.max_transitions is not None and report.transitions > expectation.max_transitions:
+            problems.append(
+                f"max_transitions: {report.transitions} > {expectation.max_transitions}"
+            )
+        cause = report.cause or ""
+        absent = [word for word in expectation.cause_includes if word not in cause]
+        if absent:
+            problems.append(f"cause_includes: {absent} not in cause {cause[:300]!r}")
+        summary = f"step {expectation.step} ({report.status}, {len(report.path)} states)"
+        if problems:
+            return CheckResult(False, f"FAIL {summary}: " + "; ".join(problems))
+        return CheckResult(True, f"PASS {summary}")
+
+    def _always_checked(self) -> list[CheckResult]:
+        checks = [self._no_lock_left(), self._one_record_per_request(), self._no_secret_leaked()]
+        return checks
+
+    def _no_lock_left(self) -> CheckResult:
+        from lambdas.common.store import read_lock
+
+        held = read_lock(self.scenario.environment)
+        if held:
+            holder = held.get("holder", {}).get("S")
+            return CheckResult(False, f"FAIL no lock left: lock still held by {holder}")
+        return CheckResult(True, "PASS no lock left held")
+
+    def _one_record_per_request(self) -> CheckResult:
+        from lambdas.common.store import ledger_records
+
+        records = ledger_records(self.scenario.environment, self.sandbox.resources.table_name)
+        by_request: dict[str, int] = {}
+        for record in records:
+            by_request[record["requestId"]] = by_request.get(record["requestId"], 0) + 1
+        problems = [
+            f"{result.request_id}: {by_request.get(result.request_id or '', 0)} records"
+            for result in self.results
+            if result.kind == "deploy"
+            and result.report is not None
+            and result.request_id
+            and by_request.get(result.request_id, 0) != 1
+        ]
+        if problems:
+            return CheckResult(False, "FAIL one ledger record per request: " + ", ".join(problems))
+        return CheckResult(True, "PASS one ledger record per request")
+
+    def _no_secret_leaked(self) -> CheckResult:
+        texts: list[str] = list(self.sandbox.log_capture.lines)
+        for result in self.results:
+            if result.report is not None:
+                texts.append(json.dumps(result.report.events, default=str))
+                texts.append(json.dumps(result.report.output or {}))
+        for build in self.sandbox.codebuild.builds:
+            if build.log_path and build.log_path.exists():
+                texts.append(build.log_path.read_text(encoding="utf-8", errors="replace"))
+        leaks = [
+            index
+            for index, value in enumerate(self.sandbox.secret_values)
+            if any(value in text for text in texts)
+        ]
+        if leaks:
+            return CheckResult(False, f"FAIL no secret leaked: {len(leaks)} secret value(s) found")
+        return CheckResult(True, "PASS no secret in history, output or logs")
+
+
+def run_scenario_file(path: Path, *, work_root: Path | None = None) -> ScenarioResult:
+    """Validate the file, run it in a fresh sandbox and return the checks (ScenarioError if invalid)."""
+    from .sandbox import Sandbox, SandboxOptions
+
+    settings = load_settings(REPO_ROOT / "environments.yaml")
+    loaded = load_scenario(path, set(settings.environments))
+    root = work_root or Path(tempfile.gettempdir()) / "control-plane-sandbox"
+    root.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix="scenario-", dir=root))
+    clock = loaded.scenario.clock
+    options = SandboxOptions(
+        work_dir=work_dir,
+        launch_seconds=clock.launch_seconds,
+        update_seconds=clock.update_seconds,
+        terminate_seconds=clock.terminate_seconds,
+    )
+    with Sandbox(options) as sandbox:
+        return ScenarioRun(loaded, sandbox).run()
