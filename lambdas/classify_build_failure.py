@@ -36,12 +36,16 @@ def read_result(environment: str, request_id: str, region: str) -> dict[str, Any
     return json.loads(body)
 
 
-def build_summary(cause: str) -> str:
+def build_summary(failure: dict[str, Any]) -> str:
+    """Describe the failed RunPulumi task: the build's id and status, or the task error."""
+    cause = failure.get("Cause", "")
     try:
         build = json.loads(cause).get("Build", {})
-    except (TypeError, ValueError):
-        return "the CodeBuild build failed"
-    return f"CodeBuild build {build.get('Id', '?')} ended {build.get('BuildStatus', 'FAILED')}"
+    except (TypeError, ValueError, AttributeError):
+        build = {}
+    if build:
+        return f"CodeBuild build {build.get('Id', '?')} ended {build.get('BuildStatus', 'FAILED')}"
+    return f"RunPulumi failed with {failure.get('Error', 'an unknown error')}: {cause}"[:1000]
 
 
 @task_handler
@@ -54,9 +58,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     error = (result or {}).get("error") or {}
     name = error.get("name")
     if name in RUNNER_ERRORS:
-        cause = error.get("message") or build_summary(failure.get("Cause", ""))
+        cause = error.get("message") or build_summary(failure)
     else:
         name = "UpFailed"
-        cause = f"{build_summary(failure.get('Cause', ''))}; the runner wrote no error; see its log"
+        cause = f"{build_summary(failure)}; the runner wrote no result; read the build log"
     logger.info("build failure classified", extra={"error": name})
     return {"Error": name, "Cause": cause}

@@ -8,6 +8,7 @@ control API under /_sandbox/, and passes everything else to moto unchanged.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from collections.abc import Callable, Iterable
@@ -19,6 +20,7 @@ from .faults import ENGINE_USER_AGENT
 if TYPE_CHECKING:
     from .sandbox import Sandbox
 
+LOG = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
@@ -49,6 +51,14 @@ class SandboxGateway:
         self._sandbox = sandbox
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            return self._route(environ, start_response)
+        except Exception as error:  # noqa: BLE001 - reported to the caller as a service error
+            LOG.exception("sandbox gateway failed on %s", environ.get("PATH_INFO"))
+            body = json.dumps({"__type": "ServiceException", "message": f"sandbox: {error!r}"})
+            return _respond(start_response, 500, body.encode(), "application/json")
+
+    def _route(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_sandbox/"):
             return self._control(path, start_response)

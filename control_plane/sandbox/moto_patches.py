@@ -112,14 +112,20 @@ def _codebuild_service_class() -> type:
         """codebuild:startBuild with the request-response and .sync patterns."""
 
         def __init__(self) -> None:
+            # WaitForTaskToken is listed because moto's callback code assumes a task-token
+            # endpoint exists for every integration pattern it runs.
             super().__init__(
-                supported_integration_patterns={ResourceCondition.Sync}
+                supported_integration_patterns={
+                    ResourceCondition.Sync,
+                    ResourceCondition.WaitForTaskToken,
+                }
             )
 
         def _get_supported_parameters(self) -> set[str] | None:
             if self.resource.api_action.lower() not in {"startbuild", "batchgetbuilds"}:
                 return None
-            return set(self._operation().input_shape.members)
+            # Step Functions takes the API's members in PascalCase (ProjectName, ...).
+            return {name[0].upper() + name[1:] for name in self._operation().input_shape.members}
 
         def _operation(self) -> Any:
             return model.operation_model(self.resource.api_action[0].upper() + self.resource.api_action[1:])

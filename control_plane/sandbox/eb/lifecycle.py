@@ -117,6 +117,9 @@ class Lifecycle:
         environment.rollback = None
         environment.status = "Ready"
         failure = self._deploy_app(environment)
+        deployed_new_version = environment.version_label != previous_label
+        if finished == "Updating" and failure is None and deployed_new_version:
+            self._log(environment, at, events.VERSION_DEPLOYED_MESSAGE, "INFO")
         if failure is None:
             self._set_health(environment, at, "Green", "Ok", [])
         else:
@@ -125,8 +128,6 @@ class Lifecycle:
             change = events.CREATION_SUCCESSFUL if failure is None else events.CREATION_WITH_ISSUES
             self._record(environment, at, change)
         elif finished == "Updating":
-            if failure is None and environment.version_label != previous_label:
-                self._log(environment, at, events.VERSION_DEPLOYED_MESSAGE, "INFO")
             change = events.UPDATE_SUCCESSFUL if failure is None else events.UPDATE_FAILED
             self._record(environment, at, change)
         else:

@@ -1,0 +1,63 @@
+"""Resources the engine records in state only (IAM, EC2 security groups, RDS, ...).
+
+Their ids and computed outputs are derived from the URN, so they look like AWS's and stay
+the same from run to run; nothing is created in the sandbox for them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import ResourceProvider, plain, stable_hex
+
+
+class RecordedResource(ResourceProvider):
+    """Provider for any type without sandbox side effects."""
+
+    def new_id(self, urn: str, inputs: dict[str, Any]) -> str:
+        values = plain(inputs)
+        if self.type == "aws:ec2/securityGroup:SecurityGroup":
+            return f"sg-{stable_hex(urn, 17)}"
+        if self.type in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"):
+            return values["name"]
+        if self.type == "aws:iam/rolePolicy:RolePolicy":
+            return f"{values.get('role')}:{values['name']}"
+        if self.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
+            return f"{values.get('role')}-{stable_hex(urn, 20)}"
+        if self.type == "aws:rds/instance:Instance":
+            return f"db-{stable_hex(urn, 26).upper()}"
+        return super().new_id(urn, inputs)
+
+    def computed_outputs(self, resource_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        region = self.context.region
+        account = self.context.account_id
+        values = plain(inputs)
+        outputs: dict[str, Any] = {"id": resource_id}
+        if "tags" in inputs:
+            outputs["tagsAll"] = values.get("tags") or {}
+
+        if self.type == "aws:ec2/securityGroup:SecurityGroup":
+            outputs["arn"] = f"arn:aws:ec2:{region}:{account}:security-group/{resource_id}"
+            outputs["ownerId"] = account
+            outputs["vpcId"] = values.get("vpcId") or f"vpc-{stable_hex(region, 17)}"
+        elif self.type == "aws:iam/role:Role":
+            outputs["arn"] = f"arn:aws:iam::{account}:role/{values['name']}"
+            outputs["uniqueId"] = f"AROA{stable_hex(resource_id, 17).upper()}"
+        elif self.type == "aws:iam/instanceProfile:InstanceProfile":
+            outputs["arn"] = f"arn:aws:iam::{account}:instance-profile/{values['name']}"
+            outputs["uniqueId"] = f"AIPA{stable_hex(resource_id, 17).upper()}"
+        elif self.type == "aws:rds/instance:Instance":
+            identifier = values["identifier"]
+            address = f"{identifier}.{stable_hex(account + region, 12)}.{region}.rds.amazonaws.com"
+            port = values.get("port") or 5432
+            outputs.update(
+                {
+                    "address": address,
+                    "endpoint": f"{address}:{port}",
+                    "port": port,
+                    "arn": f"arn:aws:rds:{region}:{account}:db:{identifier}",
+                    "resourceId": resource_id,
+                    "status": "available",
+                }
+            )
+        return outputs
