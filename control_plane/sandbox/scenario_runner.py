@@ -32,6 +32,7 @@ class StepResult:
     index: int
     kind: str
     request_id: str | None = None
+    ledger_environment: str | None = None
     execution_arn: str | None = None
     report: ExecutionReport | None = None
     plan: str | None = None
@@ -144,6 +145,7 @@ class ScenarioRun:
         name = execution_name(self.scenario.environment, request_id)
         # The ledger keys a request without a valid requestId by its execution name.
         result.request_id = str(request.get("requestId") or name)
+        result.ledger_environment = str(request.get("environment") or "unknown")
         result.execution_arn = start_deployment(
             self.sfn, self.sandbox.resources.state_machine_arn, request, name=name
         )
@@ -155,7 +157,7 @@ class ScenarioRun:
     def _collect(self, result: StepResult) -> None:
         assert result.execution_arn is not None
         result.report = wait_for_execution(self.sfn, result.execution_arn, timeout_seconds=300)
-        record = self._ledger_record(result.request_id)
+        record = self._ledger_record(result.ledger_environment, result.request_id)
         result.plan = (record or {}).get("plan")
         result.outcome = (record or {}).get("outcome")
         result.serving_version = self._serving_version()
@@ -178,10 +180,11 @@ class ScenarioRun:
 
     # Observations
 
-    def _ledger_record(self, request_id: str | None) -> dict[str, Any] | None:
+    def _ledger_record(self, environment: str | None, request_id: str | None) -> dict[str, Any] | None:
         from lambdas.common.store import ledger_records
 
-        for record in ledger_records(self.scenario.environment, self.sandbox.resources.table_name):
+        table = self.sandbox.resources.table_name
+        for record in ledger_records(environment or self.scenario.environment, table):
             if record.get("requestId") == request_id:
                 return record
         return None
@@ -245,7 +248,7 @@ class ScenarioRun:
     def _no_lock_left(self) -> CheckResult:
         from lambdas.common.store import read_lock
 
-        held = read_lock(self.scenario.environment)
+        held = read_lock(self.scenario.environment, self.sandbox.resources.table_name)
         if held:
             holder = held.get("holder", {}).get("S")
             return CheckResult(False, f"FAIL no lock left: lock still held by {holder}")
@@ -254,10 +257,12 @@ class ScenarioRun:
     def _one_record_per_request(self) -> CheckResult:
         from lambdas.common.store import ledger_records
 
-        records = ledger_records(self.scenario.environment, self.sandbox.resources.table_name)
+        environments = {self.scenario.environment}
+        environments.update(r.ledger_environment for r in self.results if r.ledger_environment)
         by_request: dict[str, int] = {}
-        for record in records:
-            by_request[record["requestId"]] = by_request.get(record["requestId"], 0) + 1
+        for environment in environments:
+            for record in ledger_records(environment, self.sandbox.resources.table_name):
+                by_request[record["requestId"]] = by_request.get(record["requestId"], 0) + 1
         problems = [
             f"{result.request_id}: {by_request.get(result.request_id or '', 0)} records"
             for result in self.results

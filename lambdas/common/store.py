@@ -42,7 +42,9 @@ def acquire_lock(environment: str, request_id: str, execution_arn: str) -> dict[
                 "SET holder = :me, executionArn = :arn, acquiredAt = :now, expiresAt = :exp "
                 "ADD fencingToken :one"
             ),
-            ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now OR holder = :me",
+            ConditionExpression=(
+                "attribute_not_exists(holder) OR expiresAt < :now OR holder = :me"
+            ),
             ExpressionAttributeValues={
                 ":me": {"S": request_id},
                 ":arn": {"S": execution_arn},
@@ -70,11 +72,15 @@ def acquire_lock(environment: str, request_id: str, execution_arn: str) -> dict[
 
 
 def release_lock(environment: str, request_id: str) -> bool:
-    """Release the lease if this request holds it; return whether anything was released."""
+    """Release the lease if this request holds it; return whether anything was released.
+
+    The item stays, without a holder, so the fencing token keeps growing across leases.
+    """
     try:
-        client("dynamodb").delete_item(
+        client("dynamodb").update_item(
             TableName=_table_name(),
             Key=_lock_key(environment),
+            UpdateExpression="REMOVE holder, executionArn, acquiredAt, expiresAt",
             ConditionExpression="holder = :me",
             ExpressionAttributeValues={":me": {"S": request_id}},
         )
@@ -85,9 +91,12 @@ def release_lock(environment: str, request_id: str) -> bool:
     return True
 
 
-def read_lock(environment: str) -> dict[str, Any] | None:
-    item = client("dynamodb").get_item(TableName=_table_name(), Key=_lock_key(environment))
-    return item.get("Item")
+def read_lock(environment: str, table_name: str | None = None) -> dict[str, Any] | None:
+    """Return the lock item while a request holds it, else None."""
+    item = client("dynamodb").get_item(
+        TableName=table_name or _table_name(), Key=_lock_key(environment)
+    ).get("Item")
+    return item if item and "holder" in item else None
 
 
 def _to_attribute(value: Any) -> dict[str, Any]:

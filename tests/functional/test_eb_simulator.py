@@ -1,6 +1,6 @@
 """The Elastic Beanstalk simulator driven by a real boto3 client over HTTP on 127.0.0.1.
 
-The clock is virtual, so a five-minute launch takes one ``clock.advance`` call; deployed apps
+The clock is virtual, so a five-minute launch takes one ``clock.advance`` call. Deployed apps
 are real processes, so health checks are real HTTP requests.
 """
 
@@ -417,7 +417,7 @@ def test_failed_update_reports_update_failed(harness):
 
 
 def test_procfile_web_command_runs_with_port(harness):
-    procfile = "web: python -c \"$SERVER\"\n"
+    procfile = 'web: python -c "$SERVER"\n'
     server = (
         "import http.server, os; "
         "http.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), "
@@ -548,11 +548,15 @@ def test_version_status_follows_process_flag(harness, process, bundle, status):
     ("call", "message"),
     [
         (
-            lambda client: client.create_application_version(ApplicationName=APP, VersionLabel="v1"),
+            lambda client: client.create_application_version(
+                ApplicationName=APP, VersionLabel="v1"
+            ),
             "Application Version v1 already exists.",
         ),
         (
-            lambda client: client.create_application_version(ApplicationName="nope", VersionLabel="x"),
+            lambda client: client.create_application_version(
+                ApplicationName="nope", VersionLabel="x"
+            ),
             "No Application named 'nope' found.",
         ),
         (
@@ -676,3 +680,18 @@ def test_shutdown_stops_app_processes(harness):
 
     with pytest.raises(ConnectionError):
         http_get(ready["CNAME"], "/health")
+
+
+def test_subscriber_may_call_simulator(harness):
+    statuses_seen = []
+    harness.sim.subscribe(
+        lambda event: statuses_seen.append(harness.sim.environments()[0]["Status"])
+    )
+    harness.add_version("v1")
+    harness.launch("v1")
+    harness.clock.advance(LAUNCH)
+
+    harness.sim.refresh()
+
+    assert statuses_seen[0] == "Launching"
+    assert statuses_seen[-1] == "Ready"

@@ -81,7 +81,11 @@ def parse_response(operation: str, xml: str, status: int = 200) -> dict:
         ),
         (
             "UpdateTagsForResource",
-            {"ResourceArn": "arn:x", "TagsToAdd": [{"Key": "a", "Value": "b"}], "TagsToRemove": ["c"]},
+            {
+                "ResourceArn": "arn:x",
+                "TagsToAdd": [{"Key": "a", "Value": "b"}],
+                "TagsToRemove": ["c"],
+            },
         ),
         ("DescribeEnvironmentHealth", {"EnvironmentName": "shop-dev", "AttributeNames": ["All"]}),
     ],

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 BOOTSTRAP_SCRIPT = Path(__file__).with_name("wsgi_bootstrap.py")
 
-# Variables copied from the sandbox's own environment into an app's; everything else (AWS
+# Variables copied from the sandbox's own environment into an app's. Everything else (AWS
 # credentials, the sandbox's virtualenv) stays out, as on a fresh EB instance.
 INHERITED_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SYSTEMROOT")
 
@@ -78,7 +78,7 @@ class AppHost:
     def allocate_port() -> int:
         """Return a loopback port that is free now.
 
-        NOTE: nothing holds the port between this call and the first deployment, so another
+        NOTE: nothing reserves the port between this call and the first deployment, so another
         process may take it. deploy() then fails with a clear error instead of serving.
         """
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

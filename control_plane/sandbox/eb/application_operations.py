@@ -86,11 +86,13 @@ def create_application_version(
         raise invalid_parameter(
             "The Elastic Beanstalk sandbox supports only SourceBundle as a version's source."
         )
+
     application = state.applications.get(application_name)
     if application is None:
         if not request.get("AutoCreateApplication", False):
             raise application_not_found(application_name)
         _add_application(context, application_name, None)
+
     if (application_name, label) in state.versions:
         raise invalid_parameter(f"Application Version {label} already exists.")
     quota = state.durations.max_application_versions
@@ -100,6 +102,7 @@ def create_application_version(
             f"You cannot have more than {quota} Application Versions. Either remove some "
             "Application Versions or request a limit increase.",
         )
+
     source_bundle = _source_bundle(request.get("SourceBundle"))
     status = "UNPROCESSED"
     if request.get("Process", False):
@@ -132,8 +135,8 @@ def _source_bundle(location: dict[str, str] | None) -> tuple[str, str] | None:
 def _process_bundle(context: OperationContext, source_bundle: tuple[str, str] | None) -> str:
     """Return PROCESSED when the bundle can be fetched and is a zip file, otherwise FAILED.
 
-    Real EB also validates ``.ebextensions`` and passes through PROCESSING first; the sandbox
-    checks only that the bundle is a readable zip and settles the status at once.
+    Real EB also validates ``.ebextensions`` and passes through PROCESSING first. The sandbox
+    checks only that the bundle is a readable zip, and it sets the final status at once.
     """
     if source_bundle is None:
         return "PROCESSED"
@@ -158,7 +161,8 @@ def describe_application_versions(
         if application_name in (None, version.application_name)
         and (not labels or version.label in labels)
     ]
-    # Newest first; reversing insertion order keeps versions created at one instant stable.
+    # Sort newest first. Reversing the insertion order first puts the later of two versions
+    # created at the same instant ahead.
     newest_first = sorted(reversed(matching), key=lambda version: version.created, reverse=True)
     page, next_token = paginate(newest_first, request)
     return {
@@ -168,7 +172,7 @@ def describe_application_versions(
 
 
 def delete_application_version(context: OperationContext, request: dict[str, Any]) -> None:
-    """Delete a version record; like real EB, it may still be deployed to an environment.
+    """Delete a version record, even one still deployed to an environment, as real EB does.
 
     NOTE: DeleteSourceBundle is accepted but the sandbox leaves the S3 object in place.
     """

@@ -1,4 +1,4 @@
-"""What an operation handler receives, and the paging that Describe operations share."""
+"""Operation handler context, and the paging that the Describe operations share."""
 
 from __future__ import annotations
 

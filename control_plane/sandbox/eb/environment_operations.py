@@ -44,6 +44,7 @@ def create_environment(context: OperationContext, request: dict[str, Any]) -> di
     label = request.get("VersionLabel")
     if label is not None:
         state.require_version(application.name, label)
+
     environment = Environment(
         name=name,
         environment_id=state.next_environment_id(),
@@ -136,14 +137,17 @@ def update_environment(context: OperationContext, request: dict[str, Any]) -> di
     label = request.get("VersionLabel")
     if label is not None:
         state.require_version(environment.application_name, label)
-    rollback = (environment.version_label, list(environment.option_settings))
-    if label is not None:
-        environment.version_label = label
-    environment.option_settings = merge_option_settings(
+    # Validate every input before changing the environment, so a rejected call changes nothing.
+    option_settings = merge_option_settings(
         environment.option_settings,
         request.get("OptionSettings", []),
         request.get("OptionsToRemove", []),
     )
+
+    rollback = (environment.version_label, list(environment.option_settings))
+    if label is not None:
+        environment.version_label = label
+    environment.option_settings = option_settings
     for field, attribute in (
         ("Description", "description"),
         ("SolutionStackName", "solution_stack_name"),
@@ -183,7 +187,7 @@ def describe_configuration_settings(
 ) -> dict[str, Any]:
     """Return the option settings set on the environment.
 
-    Real EB also lists every default option of the platform; the sandbox has no platform
+    Real EB also lists every default option of the platform. The sandbox has no platform
     defaults, so it returns only settings that a call set.
     """
     state = context.state

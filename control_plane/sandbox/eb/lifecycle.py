@@ -111,11 +111,13 @@ class Lifecycle:
         if finished == "Terminating":
             self._finish_termination(environment, at)
             return
+
         if finished == "Aborting" and environment.rollback is not None:
             environment.version_label, environment.option_settings = environment.rollback
         previous_label = environment.rollback[0] if environment.rollback else None
         environment.rollback = None
         environment.status = "Ready"
+
         failure = self._deploy_app(environment)
         deployed_new_version = environment.version_label != previous_label
         if finished == "Updating" and failure is None and deployed_new_version:
@@ -124,6 +126,7 @@ class Lifecycle:
             self._set_health(environment, at, "Green", "Ok", [])
         else:
             self._set_health(environment, at, "Red", "Severe", [failure])
+
         if finished == "Launching":
             change = events.CREATION_SUCCESSFUL if failure is None else events.CREATION_WITH_ISSUES
             self._record(environment, at, change)
@@ -131,8 +134,8 @@ class Lifecycle:
             change = events.UPDATE_SUCCESSFUL if failure is None else events.UPDATE_FAILED
             self._record(environment, at, change)
         else:
-            # NOTE: which EventBridge event EB sends when an abort completes is unconfirmed;
-            # the sandbox reports the aborted update as failed.
+            # NOTE: the EventBridge event that EB sends when an abort completes is unconfirmed.
+            # The sandbox reports the aborted update as failed.
             self._log(environment, at, events.ABORT_COMPLETED_MESSAGE, "WARN")
             self._record(environment, at, events.UPDATE_FAILED)
 
@@ -147,7 +150,7 @@ class Lifecycle:
         self._record(environment, at, events.TERMINATION_SUCCESSFUL)
 
     def _deploy_app(self, environment: Environment) -> str | None:
-        """Run the environment's version; return why it failed, or None when it serves.
+        """Run the environment's version and return why it failed, or None when it serves.
 
         An environment without a version, or whose version has no source bundle, serves
         nothing. Real EB runs its sample application then, so health is Green.

@@ -21,7 +21,11 @@ from control_plane.sandbox.eb import tag_operations as tags
 from control_plane.sandbox.eb.app_host import AppHost
 from control_plane.sandbox.eb.context import OperationContext
 from control_plane.sandbox.eb.descriptions import describe_environment
-from control_plane.sandbox.eb.errors import ElasticBeanstalkError, unsupported_action
+from control_plane.sandbox.eb.errors import (
+    ElasticBeanstalkError,
+    missing_parameter,
+    unsupported_action,
+)
 from control_plane.sandbox.eb.events import to_eventbridge
 from control_plane.sandbox.eb.lifecycle import Lifecycle
 from control_plane.sandbox.eb.query_protocol import (
@@ -99,7 +103,8 @@ class ElasticBeanstalkSimulator:
         self._app_host = AppHost(fetch_object, Path(work_dir), start_timeout=app_start_timeout)
         self._lifecycle = Lifecycle(self._state, self._app_host)
         self._lock = threading.RLock()
-        # Reentrant, so a subscriber may call back into the simulator while being notified.
+        # Held by the thread that sends events to subscribers. Reentrant, so a subscriber may
+        # call the simulator while it is being notified.
         self._delivery_lock = threading.RLock()
         self._subscribers: list[Subscriber] = []
 
@@ -107,8 +112,8 @@ class ElasticBeanstalkSimulator:
         """Run one API request and return its HTTP status and XML body.
 
         ``params`` are the decoded form fields, including ``Action``. Errors come back as
-        AWS-shaped ``ErrorResponse`` documents; an action the sandbox does not implement is
-        a 400 error that names the action.
+        AWS-shaped ``ErrorResponse`` documents. An action that the sandbox does not implement
+        gets a 400 error that names the action.
         """
         with self._lock:
             request_id = self._state.next_request_id()
@@ -121,10 +126,12 @@ class ElasticBeanstalkSimulator:
         try:
             now = self._clock.now()
             self._lifecycle.advance(now)
+            if not action:
+                raise missing_parameter("The request must contain the parameter Action.")
             operation = operation_model(action)
             handler = HANDLERS.get(action)
             if operation is None or handler is None:
-                raise unsupported_action(action or "(missing Action)")
+                raise unsupported_action(action)
             request = parse_request(operation, params)
             context = OperationContext(
                 self._state, self._lifecycle, self._fetch_object, now, request_id
@@ -142,8 +149,8 @@ class ElasticBeanstalkSimulator:
     def refresh(self) -> None:
         """Apply every transition due at the clock's current time and send its events.
 
-        Statuses change only when the simulator is called; the sandbox calls this after it
-        advances the clock, so subscribers hear of transitions without an API call.
+        Statuses change only when the simulator is called. The sandbox calls this after it
+        advances the clock, so that subscribers receive transitions without an API call.
         """
         with self._lock:
             self._lifecycle.advance(self._clock.now())
@@ -163,8 +170,13 @@ class ElasticBeanstalkSimulator:
         self._deliver_events()
 
     def subscribe(self, callback: Subscriber) -> None:
-        """Send every later status and health change to ``callback`` as an EventBridge event."""
-        with self._delivery_lock:
+        """Send every later status and health change to ``callback`` as an EventBridge event.
+
+        Events go out after the call that caused them has released the simulator, in the order
+        they happened. When several threads call at once, whichever thread is already sending
+        events sends the others' too, so a call may return before its events are delivered.
+        """
+        with self._lock:
             self._subscribers.append(callback)
 
     def configure(self, **settings: float) -> None:
@@ -196,25 +208,38 @@ class ElasticBeanstalkSimulator:
             self._app_host.shutdown()
 
     def _deliver_events(self) -> None:
-        # Events leave the outbox one at a time, oldest first, so subscribers see them in
-        # order even when several threads return from calls at once.
-        with self._delivery_lock:
-            while True:
-                with self._lock:
-                    if not self._state.outbox:
-                        return
-                    event = self._state.outbox.pop(0)
-                    message = self._to_eventbridge(event)
-                for subscriber in list(self._subscribers):
-                    try:
-                        subscriber(message)
-                    except Exception:
-                        logger.exception(
-                            "EB event subscriber %r failed on %s for %s",
-                            subscriber,
-                            message["detail"]["Status"],
-                            event.environment_name,
-                        )
+        # One thread at a time sends events, oldest first. A thread that finds another one
+        # sending returns at once instead of waiting: a subscriber may block on a request that
+        # another thread serves, and that thread must not wait for the subscriber in turn.
+        # The sending thread checks the outbox again after it lets go, so no event is left.
+        while True:
+            if not self._delivery_lock.acquire(blocking=False):
+                return
+            try:
+                self._send_outbox()
+            finally:
+                self._delivery_lock.release()
+            with self._lock:
+                if not self._state.outbox:
+                    return
+
+    def _send_outbox(self) -> None:
+        while True:
+            with self._lock:
+                if not self._state.outbox:
+                    return
+                event = self._state.outbox.pop(0)
+                message = self._to_eventbridge(event)
+            for subscriber in list(self._subscribers):
+                try:
+                    subscriber(message)
+                except Exception:
+                    logger.exception(
+                        "EB event subscriber %r failed on %s for %s",
+                        subscriber,
+                        message["detail"]["Status"],
+                        event.environment_name,
+                    )
 
     def _to_eventbridge(self, event: Event) -> dict[str, Any]:
         state = self._state

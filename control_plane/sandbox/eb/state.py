@@ -70,7 +70,7 @@ class Environment:
     status: str
     health: str
     health_status: str
-    # Virtual time at which the running operation ends; None while no operation runs.
+    # Virtual time at which the running operation ends, or None while no operation runs.
     status_until: float | None = None
     # Version label and option settings to restore when an update is aborted.
     rollback: tuple[str | None, list[dict[str, str]]] | None = None
@@ -106,7 +106,7 @@ class Event:
     version_label: str | None = None
     request_id: str | None = None
     # EventBridge ``detail-type`` and ``detail.Status`` when the event also goes to
-    # subscribers; None for log-only events.
+    # subscribers, or None for log-only events.
     detail_type: str | None = None
     detail_status: str | None = None
 
@@ -130,11 +130,11 @@ class SimulatorState:
         self.durations = durations
         self.applications: dict[str, Application] = {}
         self.versions: dict[tuple[str, str], ApplicationVersion] = {}
-        # Creation order; terminated environments stay here so they can still be described.
+        # In creation order. Terminated environments stay, so they can still be described.
         self.environments: list[Environment] = []
         self.tags: dict[str, dict[str, str]] = {}
         self.events: list[Event] = []
-        # Events waiting to go to subscribers; the simulator sends them outside its lock.
+        # Events waiting to go to subscribers. The simulator sends them outside its lock.
         self.outbox: list[Event] = []
         self._counters: dict[str, int] = {}
 
@@ -201,7 +201,7 @@ class SimulatorState:
         environment_id = request.get("EnvironmentId")
         environment_name = request.get("EnvironmentName")
         if environment_id is None and environment_name is None:
-            # NOTE: EB returns MissingRequiredParameter here; the message text is not confirmed.
+            # NOTE: EB returns MissingRequiredParameter here, but the message text is unconfirmed.
             raise missing_parameter("Either EnvironmentName or EnvironmentId must be specified.")
         for environment in self.environments:
             if not environment.is_live:

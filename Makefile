@@ -1,0 +1,48 @@
+# Every command a user or CI needs. Each target installs what it uses on first run.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+NODE_MAJOR := $(shell node -p "process.versions.node.split('.')[0]" 2>/dev/null)
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(NODE_MAJOR)
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := $(NODE_MAJOR)
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := $(NODE_MAJOR)
+
+.PHONY: setup demo test synth lint sandbox-start sandbox-stop clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## Full deployment of the sample app (v1 then v2) through the state machine in the sandbox.
+demo: setup
+	$(VENV)/bin/control-plane demo
+
+## The whole test suite: unit, functional, infra and workflow scenarios.
+test: setup
+	$(PY) -m pytest -q
+
+## Synthesize the CloudFormation template with the CDK CLI (offline).
+synth: setup node_modules/.installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx --no-install cdk synth --quiet
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+sandbox-start: setup
+	$(VENV)/bin/control-plane sandbox start
+
+sandbox-stop: setup
+	$(VENV)/bin/control-plane sandbox stop
+
+clean:
+	rm -rf cdk.out .cdk-staging .sandbox .pytest_cache
