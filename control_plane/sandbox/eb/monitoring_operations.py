@@ -70,8 +70,8 @@ def describe_environment_health(
     and it records no request metrics, so ApplicationMetrics has only a zero RequestCount.
     """
     environment = context.state.require_live_environment(request)
-    attributes = set(request.get("AttributeNames", []))
-    wanted = attributes if "All" not in attributes else None
+    requested = set(request.get("AttributeNames", []))
+    include_all = "All" in requested
     instances = dict.fromkeys(INSTANCE_HEALTH_KEYS, 0)
     if environment.health_status in instances:
         instances[environment.health_status] = 1
@@ -86,6 +86,6 @@ def describe_environment_health(
     }
     result: dict[str, Any] = {"EnvironmentName": environment.name}
     for name, value in available.items():
-        if wanted is None or name in wanted:
+        if include_all or name in requested:
             result[name] = value
     return result

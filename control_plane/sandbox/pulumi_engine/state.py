@@ -246,13 +246,16 @@ def dump_checkpoint(
 ) -> dict[str, Any]:
     """Build the versioned checkpoint document for `snapshot`."""
     cipher = _Cipher(get_crypter)
+    # Resources first: encrypting the first secret may create the salt (`get_crypter`
+    # then sets snapshot.salt_state), which the secrets provider entry records.
+    resources = [_dump_resource(resource, cipher) for resource in snapshot.resources]
     latest: dict[str, Any] = {"manifest": manifest}
     if snapshot.salt_state:
         latest["secrets_providers"] = {
             "type": "passphrase",
             "state": {"salt": snapshot.salt_state},
         }
-    latest["resources"] = [_dump_resource(resource, cipher) for resource in snapshot.resources]
+    latest["resources"] = resources
     if snapshot.pending_operations:
         latest["pending_operations"] = snapshot.pending_operations
     latest["metadata"] = snapshot.metadata

@@ -1,0 +1,106 @@
+"""Plain-text progress, diffs and summaries in the shape of the CLI's non-interactive output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from .state import contains_unknown, is_secret, normalize
+
+SYMBOLS = {"create": "+", "update": "~", "delete": "-", "replace": "+-", "same": " "}
+PAST_TENSE = {"create": "created", "update": "updated", "delete": "deleted", "replace": "replaced"}
+CHANGE_OPS = ("create", "update", "delete", "replace")
+MAX_VALUE_CHARS = 240
+
+
+def format_value(value: Any) -> str:
+    """Value as the CLI shows it: secrets masked, unknowns as `output<string>`."""
+    if is_secret(value):
+        return "[secret]"
+    if contains_unknown(value):
+        return "output<string>"
+    text = json.dumps(_mask_secrets(normalize(value)), sort_keys=True)
+    if len(text) > MAX_VALUE_CHARS:
+        text = text[: MAX_VALUE_CHARS - 3] + "..."
+    return text
+
+
+def _mask_secrets(value: Any) -> Any:
+    if is_secret(value):
+        return "[secret]"
+    if isinstance(value, dict):
+        return {key: _mask_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_secrets(item) for item in value]
+    return value
+
+
+class Display:
+    """Writes one operation's progress to stdout."""
+
+    def __init__(self, *, applied: bool, show_diff: bool = False, out: TextIO | None = None):
+        self.applied = applied
+        self.show_diff = show_diff
+        self.out = out or sys.stdout
+        self.counts: Counter[str] = Counter()
+
+    def line(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def warning(self, message: str) -> None:
+        self.line(f"warning: {message}")
+
+    def step(
+        self,
+        op: str,
+        type_token: str,
+        name: str,
+        *,
+        changed: Iterable[str] = (),
+        old: dict[str, Any] | None = None,
+        new: dict[str, Any] | None = None,
+        counted: bool = True,
+    ) -> None:
+        """Count a step and print it unless it changes nothing."""
+        if counted:
+            self.counts[op] += 1
+        if op == "same":
+            return
+        verb = PAST_TENSE[op] if self.applied else op
+        changed = sorted(changed)
+        suffix = f" [diff: {', '.join('~' + key for key in changed)}]" if changed else ""
+        self.line(f" {SYMBOLS[op]:<2} {type_token} {name} {verb}{suffix}")
+        if self.show_diff and changed and old is not None and new is not None:
+            for key in changed:
+                before = format_value(old[key]) if key in old else "undefined"
+                after = format_value(new[key]) if key in new else "undefined"
+                self.line(f"      ~ {key}: {before} => {after}")
+
+    def outputs(self, outputs: dict[str, Any]) -> None:
+        if not outputs:
+            return
+        self.line()
+        self.line("Outputs:")
+        for name in sorted(outputs):
+            self.line(f"    {name}: {format_value(outputs[name])}")
+
+    def summary(self) -> None:
+        self.line()
+        self.line("Resources:")
+        for op in CHANGE_OPS:
+            count = self.counts.get(op, 0)
+            if count:
+                label = PAST_TENSE[op] if self.applied else f"to {op}"
+                self.line(f"    {SYMBOLS[op]}{'' if op == 'replace' else ' '}{count} {label}")
+        unchanged = self.counts.get("same", 0)
+        if unchanged:
+            self.line(f"    {unchanged} unchanged")
+
+    def has_changes(self) -> bool:
+        return any(self.counts.get(op, 0) for op in CHANGE_OPS)
+
+    def change_counts(self) -> dict[str, int]:
+        return {op: count for op, count in self.counts.items() if count}
