@@ -36,9 +36,7 @@ def check_structure(source: Path) -> None:
     if not (source / "Procfile").is_file() and not (source / "application.py").is_file():
         nested = [path.parent for path in source.glob("*/application.py")]
         hint = f"; found one in {nested[0].name}/, zip that folder instead" if nested else ""
-        raise BundleError(
-            f"{source} has neither a Procfile nor application.py at its root{hint}"
-        )
+        raise BundleError(f"{source} has neither a Procfile nor application.py at its root{hint}")
 
 
 def build_bundle(source: Path) -> bytes:

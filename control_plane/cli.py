@@ -219,7 +219,9 @@ def run_deployment(
 
     report = wait_for_execution(target.sfn, arn, on_state=show)
     record = _ledger_record(target, environment, request_id)
-    outcome = record.get("outcome") or (report.error if report.status != "SUCCEEDED" else "Deployed")
+    outcome = record.get("outcome") or (
+        report.error if report.status != "SUCCEEDED" else "Deployed"
+    )
     url = _app_url(target, environment, record) if outcome == "Deployed" else None
     serving = _check_app(url) if url else None
     virtual_end = target.virtual_seconds()
@@ -277,7 +279,10 @@ def main() -> None:
 @click.option("--environment", "-e", required=True, help="Environment name from environments.yaml.")
 @click.option("--version", "-v", "version", required=True, help="Application version label.")
 @click.option(
-    "--bundle", "-b", default="samples/webapp", show_default=True,
+    "--bundle",
+    "-b",
+    default="samples/webapp",
+    show_default=True,
     help="App folder to bundle, or an s3:// URI of a built bundle.",
 )
 @click.option("--request-id", default=None, help="Idempotency key; a new one by default.")
@@ -285,16 +290,25 @@ def main() -> None:
 @click.option("--region", default=None, help="AWS region of the control plane stack.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def deploy(
-    environment: str, version: str, bundle: str, request_id: str | None, sandbox: bool,
-    region: str | None, output: str,
+    environment: str,
+    version: str,
+    bundle: str,
+    request_id: str | None,
+    sandbox: bool,
+    region: str | None,
+    output: str,
 ) -> None:
     """Deploy VERSION of the app to ENVIRONMENT and wait for the outcome."""
     target = _sandbox_target(start=True) if sandbox else _aws_target(region)
     request_id = request_id or f"cli-{uuid.uuid4().hex[:12]}"
     try:
         code = run_deployment(
-            target, environment=environment, version=version, bundle=bundle,
-            request_id=request_id, output=output,
+            target,
+            environment=environment,
+            version=version,
+            bundle=bundle,
+            request_id=request_id,
+            output=output,
         )
     except (BotoCoreError, ClientError) as error:
         raise CliError(f"AWS call failed: {error}") from None
@@ -314,8 +328,12 @@ def demo(keep_running: bool) -> None:
             click.echo("")
             codes.append(
                 run_deployment(
-                    target, environment="dev", version=version, bundle="samples/webapp",
-                    request_id=f"demo-{version}-{uuid.uuid4().hex[:8]}", output="text",
+                    target,
+                    environment="dev",
+                    version=version,
+                    bundle="samples/webapp",
+                    request_id=f"demo-{version}-{uuid.uuid4().hex[:8]}",
+                    output="text",
                     started_by="demo",
                 )
             )

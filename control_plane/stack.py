@@ -25,7 +25,7 @@ from .workflow import DeploymentWorkflow, TaskFunctions
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Task module name -> Lambda handler module under lambdas/.
 TASK_MODULES = {field: field for field in TaskFunctions.__dataclass_fields__}
-# AWS's public Powertools layer (it also carries pydantic v2). Version 7 of the Python 3.11 x86 build.
+# AWS's public Powertools layer, which also carries pydantic v2: the Python 3.11 x86_64 build.
 POWERTOOLS_LAYER = (
     "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:7"
 )
@@ -153,7 +153,9 @@ class ControlPlaneStack(Stack):
             iam.PolicyStatement(
                 actions=["ssm:GetParameter"],
                 resources=[
-                    self.format_arn(service="ssm", resource="parameter", resource_name="control-plane/*")
+                    self.format_arn(
+                        service="ssm", resource="parameter", resource_name="control-plane/*"
+                    )
                 ],
             )
         )

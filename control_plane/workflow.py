@@ -198,9 +198,7 @@ class DeploymentWorkflow(Construct):
                         sfn.JsonPath.string_at("$.request.requestId"),
                     )
                 ),
-                "CONTROL_PLANE_REQUEST_ID": variable(
-                    sfn.JsonPath.string_at("$.request.requestId")
-                ),
+                "CONTROL_PLANE_REQUEST_ID": variable(sfn.JsonPath.string_at("$.request.requestId")),
             },
             result_selector={
                 "id": sfn.JsonPath.string_at("$.Build.Id"),
@@ -377,7 +375,5 @@ class DeploymentWorkflow(Construct):
             result_path=result_path,
         )
         if catch:
-            task.add_catch(
-                self._release_after_failure, errors=ALL_ERRORS, result_path="$.failure"
-            )
+            task.add_catch(self._release_after_failure, errors=ALL_ERRORS, result_path="$.failure")
         return task

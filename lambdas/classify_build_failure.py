@@ -26,9 +26,13 @@ def result_key(environment: str, request_id: str) -> str:
 
 def read_result(environment: str, request_id: str, region: str) -> dict[str, Any] | None:
     try:
-        body = client("s3", region).get_object(
-            Bucket=os.environ["STATE_BUCKET"], Key=result_key(environment, request_id)
-        )["Body"].read()
+        body = (
+            client("s3", region)
+            .get_object(Bucket=os.environ["STATE_BUCKET"], Key=result_key(environment, request_id))[
+                "Body"
+            ]
+            .read()
+        )
     except Exception as error:
         if error_code(error) in {"NoSuchKey", "404"}:
             return None

@@ -23,9 +23,9 @@ def register_version(eb: Any, application: str, label: str, bundle: str, request
     """Create the application version; return True when an identical one was reused."""
     parsed = urlparse(bundle)
     source = {"S3Bucket": parsed.netloc, "S3Key": parsed.path.lstrip("/")}
-    existing = eb.describe_application_versions(
-        ApplicationName=application, VersionLabels=[label]
-    )["ApplicationVersions"]
+    existing = eb.describe_application_versions(ApplicationName=application, VersionLabels=[label])[
+        "ApplicationVersions"
+    ]
     if existing:
         if existing[0].get("SourceBundle") == source:
             return True

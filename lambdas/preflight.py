@@ -53,7 +53,9 @@ def check_bundle(uri: str, region: str) -> int:
         raise
     size = int(head["ContentLength"])
     if size > MAX_BUNDLE_BYTES:
-        raise BundleInvalid(f"bundle {uri} is {size} bytes; Elastic Beanstalk accepts at most 500 MB")
+        raise BundleInvalid(
+            f"bundle {uri} is {size} bytes; Elastic Beanstalk accepts at most 500 MB"
+        )
     start = s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-3")["Body"].read()
     if start != ZIP_MAGIC:
         raise BundleInvalid(f"bundle {uri} is not a zip file; build it with `control-plane bundle`")

@@ -31,7 +31,9 @@ def validate(raw: Any) -> DeploymentRequest:
         )
     if problems or request is None:
         listed = "\n".join(f"- {problem}" for problem in problems)
-        raise InvalidRequest(f"the deployment request is invalid ({len(problems)} problems):\n{listed}")
+        raise InvalidRequest(
+            f"the deployment request is invalid ({len(problems)} problems):\n{listed}"
+        )
     return request
 
 

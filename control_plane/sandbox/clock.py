@@ -36,7 +36,7 @@ class VirtualClock:
             return self._now - self._start
 
     def advance(self, seconds: float) -> float:
-        """Move time forward by ``seconds`` (negative values are rejected) and return the new time."""
+        """Move time forward by ``seconds`` and return the new time; negative values raise."""
         if seconds < 0:
             raise ValueError(f"cannot move the virtual clock backwards by {seconds} s")
         with self._lock:

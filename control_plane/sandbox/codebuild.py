@@ -64,6 +64,10 @@ class Build:
         return description
 
 
+class ProjectNotFound(LookupError):
+    """StartBuild named a project that does not exist (AWS: ResourceNotFoundException)."""
+
+
 class CodeBuildSimulator:
     """Serves StartBuild and BatchGetBuilds for the sandbox's one CodeBuild project."""
 
@@ -71,6 +75,7 @@ class CodeBuildSimulator:
         self,
         *,
         clock: VirtualClock,
+        project_name: str,
         repo_root: Path,
         work_dir: Path,
         base_environment: dict[str, str],
@@ -80,6 +85,7 @@ class CodeBuildSimulator:
         build_seconds: float = DEFAULT_BUILD_SECONDS,
     ) -> None:
         self._clock = clock
+        self._project_name = project_name
         self._repo_root = repo_root
         self._work_dir = work_dir
         self._base_environment = base_environment
@@ -99,7 +105,9 @@ class CodeBuildSimulator:
             return list(self._builds.values())
 
     def start_build(self, request: dict[str, Any]) -> dict[str, Any]:
-        project = request["projectName"]
+        project = request.get("projectName", "")
+        if project != self._project_name:
+            raise ProjectNotFound(f"Project cannot be found: {project}")
         number = next(self._numbers)
         variables = {
             item["name"]: self._variable_value(item)
@@ -139,7 +147,7 @@ class CodeBuildSimulator:
         build.log_path = self._work_dir / f"{build.id.replace(':', '-')}.log"
         try:
             status, exported = self._execute(build, source_dir)
-        except Exception as error:  # noqa: BLE001 - a crashed build is a FAULT, as on AWS
+        except Exception as error:
             build.log_path.write_text(f"sandbox build error: {error}\n", encoding="utf-8")
             status, exported = "FAULT", {}
         finally:
@@ -176,9 +184,7 @@ class CodeBuildSimulator:
             + self._base_environment.get("PATH", os.environ.get("PATH", "")),
         }
         export_file = source_dir / ".exported-variables"
-        script = "\n".join(
-            ["set -eo pipefail", *commands, f'env -0 > "{export_file}"']
-        )
+        script = "\n".join(["set -eo pipefail", *commands, f'env -0 > "{export_file}"'])
         with build.log_path.open("w", encoding="utf-8") as log:
             result = subprocess.run(
                 ["bash", "-c", script],
@@ -188,7 +194,7 @@ class CodeBuildSimulator:
                 stderr=subprocess.STDOUT,
                 timeout=BUILD_TIMEOUT_SECONDS,
             )
-        if result.returncode != 0:
+        if result.returncode != 0 or not export_file.exists():
             return "FAILED", {}
         values = dict(
             entry.split("=", 1)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from .codebuild import ProjectNotFound
 from .faults import ENGINE_USER_AGENT
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class SandboxGateway:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
             return self._route(environ, start_response)
-        except Exception as error:  # noqa: BLE001 - reported to the caller as a service error
+        except Exception as error:
             LOG.exception("sandbox gateway failed on %s", environ.get("PATH_INFO"))
             body = json.dumps({"__type": "ServiceException", "message": f"sandbox: {error!r}"})
             return _respond(start_response, 500, body.encode(), "application/json")
@@ -84,7 +85,10 @@ class SandboxGateway:
         if spec is None:
             body = json.dumps({"Type": "User", "Message": f"Function not found: {name}"})
             return _respond(
-                start_response, 404, body.encode(), "application/json",
+                start_response,
+                404,
+                body.encode(),
+                "application/json",
                 **{"x-amzn-ErrorType": "ResourceNotFoundException"},
             )
         response, function_error = self._sandbox.lambdas.invoke(spec, payload)
@@ -96,7 +100,14 @@ class SandboxGateway:
     def _codebuild(self, action: str, body: bytes, start_response: StartResponse) -> list[bytes]:
         request = json.loads(body or b"{}")
         if action == "StartBuild":
-            result = self._sandbox.codebuild.start_build(request)
+            try:
+                result = self._sandbox.codebuild.start_build(request)
+            except ProjectNotFound as error:
+                document = {"__type": "ResourceNotFoundException", "message": str(error)}
+                return _respond(
+                    start_response, 400, json.dumps(document).encode(),
+                    "application/x-amz-json-1.1",
+                )
         else:
             result = self._sandbox.codebuild.batch_get_builds(request.get("ids", []))
         return _respond(

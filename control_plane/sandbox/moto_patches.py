@@ -97,11 +97,11 @@ def _codebuild_service_class() -> type:
     from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
         StatesErrorNameType,
     )
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
-        ResourceCondition,
-    )
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_callback as callback,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
+        ResourceCondition,
     )
     from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
     from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
@@ -128,7 +128,9 @@ def _codebuild_service_class() -> type:
             return {name[0].upper() + name[1:] for name in self._operation().input_shape.members}
 
         def _operation(self) -> Any:
-            return model.operation_model(self.resource.api_action[0].upper() + self.resource.api_action[1:])
+            return model.operation_model(
+                self.resource.api_action[0].upper() + self.resource.api_action[1:]
+            )
 
         def _normalise_parameters(self, parameters: dict, *args: Any, **kwargs: Any) -> None:
             self._to_boto_request(parameters, self._operation().input_shape)
@@ -158,7 +160,11 @@ def _codebuild_service_class() -> type:
             return super()._from_error(env=env, ex=ex)
 
         def _eval_service_task(
-            self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
+            self,
+            env: Any,
+            resource_runtime_part: Any,
+            normalised_parameters: dict,
+            state_credentials: Any,
         ) -> None:
             action = self._get_boto_service_action()
             response = getattr(self._client(resource_runtime_part.region), action)(
@@ -168,21 +174,27 @@ def _codebuild_service_class() -> type:
             env.stack.append(response)
 
         def _build_sync_resolver(
-            self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
+            self,
+            env: Any,
+            resource_runtime_part: Any,
+            normalised_parameters: dict,
+            state_credentials: Any,
         ) -> Callable[[], Any]:
+            # _normalise_response has already put the StartBuild output in Step Functions' casing.
             started = env.stack.pop()
-            build_id = started["build"]["id"]
+            build_id = started["Build"]["Id"]
             client = self._client(resource_runtime_part.region)
             output_shape = model.operation_model("StartBuild").output_shape
 
             def resolve() -> Any:
                 build = client.batch_get_builds(ids=[build_id])["builds"][0]
-                if build["buildStatus"] == "IN_PROGRESS":
+                status = build["buildStatus"]
+                if status == "IN_PROGRESS":
                     return None
                 document = {"build": build}
                 self._from_boto_response(document, output_shape)
                 document = _json_safe(document)
-                if build["buildStatus"] == "SUCCEEDED":
+                if status == "SUCCEEDED":
                     return document
                 raise FailureEventException(
                     FailureEvent(

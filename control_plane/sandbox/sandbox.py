@@ -192,6 +192,7 @@ class Sandbox:
         ssm = self.client("ssm")
         self.codebuild = CodeBuildSimulator(
             clock=self.clock,
+            project_name=self.resources.codebuild_project,
             repo_root=REPO_ROOT,
             work_dir=self.options.work_dir / "builds",
             base_environment={

@@ -18,16 +18,43 @@ SUPPORTED_STEPS = ("deploy", "wait_all", "terminate_environment")
 PLANNED_STEPS = ("advance", "maintenance", "eb_event", "stack_config")
 SUPPORTED_FAULTS = ("outputs_unavailable", "environment_stuck", "codebuild_fails")
 PLANNED_FAULTS = (
-    "stack_locked", "health_endpoint", "environment_health", "throttle", "task_crash",
-    "lost_events", "duplicate_events", "update_aborted", "health_sequence", "eb_update_refused",
-    "stale_terminated_environment", "outputs_wiped", "stale_lock", "pending_operations",
-    "version_quota", "existing_version", "task_timeout", "large_preview", "missing_secret",
+    "stack_locked",
+    "health_endpoint",
+    "environment_health",
+    "throttle",
+    "task_crash",
+    "lost_events",
+    "duplicate_events",
+    "update_aborted",
+    "health_sequence",
+    "eb_update_refused",
+    "stale_terminated_environment",
+    "outputs_wiped",
+    "stale_lock",
+    "pending_operations",
+    "version_quota",
+    "existing_version",
+    "task_timeout",
+    "large_preview",
+    "missing_secret",
 )
 OUTCOMES = (
-    "Deployed", "Superseded", "RolledBack", "InvalidRequest", "ConfigurationMissing",
-    "BundleInvalid", "StackNotSelected", "StackLocked", "PreviewFailed", "UpFailed",
-    "OutputsNotAvailable", "EnvironmentNotReady", "VersionConflict", "DeploymentFailed",
-    "HealthCheckFailed", "RollbackFailed",
+    "Deployed",
+    "Superseded",
+    "RolledBack",
+    "InvalidRequest",
+    "ConfigurationMissing",
+    "BundleInvalid",
+    "StackNotSelected",
+    "StackLocked",
+    "PreviewFailed",
+    "UpFailed",
+    "OutputsNotAvailable",
+    "EnvironmentNotReady",
+    "VersionConflict",
+    "DeploymentFailed",
+    "HealthCheckFailed",
+    "RollbackFailed",
 )
 
 
@@ -157,7 +184,9 @@ def parse_fault(item: Any, index: int, step_count: int) -> FaultSpec:
             f"(supported: {', '.join(SUPPORTED_FAULTS)})"
         )
     if kind not in _FAULT_MODELS:
-        raise ScenarioError(f"{where}: unknown fault {kind!r} (known: {', '.join(SUPPORTED_FAULTS)})")
+        raise ScenarioError(
+            f"{where}: unknown fault {kind!r} (known: {', '.join(SUPPORTED_FAULTS)})"
+        )
     try:
         model = _FAULT_MODELS[kind].model_validate(arguments or {})
     except ValidationError as error:

@@ -97,7 +97,9 @@ class ScenarioRun:
                 result.builds_started = len(self.sandbox.codebuild.builds) - builds_before
             self.results.append(result)
         self._finish_pending()
-        outcome = ScenarioResult(name=self.scenario.name, virtual_seconds=self.sandbox.clock.elapsed())
+        outcome = ScenarioResult(
+            name=self.scenario.name, virtual_seconds=self.sandbox.clock.elapsed()
+        )
         outcome.checks.extend(self._check(expectation) for expectation in self.scenario.expect)
         outcome.checks.extend(self._always_checked())
         return outcome
@@ -180,7 +182,9 @@ class ScenarioRun:
 
     # Observations
 
-    def _ledger_record(self, environment: str | None, request_id: str | None) -> dict[str, Any] | None:
+    def _ledger_record(
+        self, environment: str | None, request_id: str | None
+    ) -> dict[str, Any] | None:
         from lambdas.common.store import ledger_records
 
         table = self.sandbox.resources.table_name
@@ -228,7 +232,10 @@ class ScenarioRun:
         present = [state for state in expectation.path_excludes if state in report.path]
         if present:
             problems.append(f"path_excludes: {present} in path {report.path}")
-        if expectation.max_transitions is not None and report.transitions > expectation.max_transitions:
+        if (
+            expectation.max_transitions is not None
+            and report.transitions > expectation.max_transitions
+        ):
             problems.append(
                 f"max_transitions: {report.transitions} > {expectation.max_transitions}"
             )
@@ -295,7 +302,10 @@ class ScenarioRun:
 
 
 def run_scenario_file(path: Path, *, work_root: Path | None = None) -> ScenarioResult:
-    """Validate the file, run it in a fresh sandbox and return the checks (ScenarioError if invalid)."""
+    """Validate the file, run it in a fresh sandbox and return its checks.
+
+    Raises ScenarioError when the file is invalid.
+    """
     from .sandbox import Sandbox, SandboxOptions
 
     settings = load_settings(REPO_ROOT / "environments.yaml")

@@ -47,7 +47,9 @@ def jsii_environment() -> dict[str, str]:
     try:
         major = subprocess.run(
             ["node", "-p", "process.versions.node.split('.')[0]"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         major = "20"
@@ -92,7 +94,9 @@ class SandboxResources:
 
     @property
     def state_machine_arn(self) -> str:
-        return f"arn:aws:states:{self.region}:{self.account_id}:stateMachine:{self.state_machine_name}"
+        return (
+            f"arn:aws:states:{self.region}:{self.account_id}:stateMachine:{self.state_machine_name}"
+        )
 
 
 class _Resolver:
@@ -147,7 +151,7 @@ class _Resolver:
             return value
         if len(value) != 1 or not next(iter(value)).startswith(("Ref", "Fn::")):
             return {key: self.resolve(item) for key, item in value.items()}
-        (function, argument), = value.items()
+        ((function, argument),) = value.items()
         if function == "Ref":
             return self.ref(argument)
         if function == "Fn::GetAtt":
@@ -169,7 +173,7 @@ class _Resolver:
             variables = {} if isinstance(argument, str) else self.resolve(argument[1])
             for key, item in variables.items():
                 text = text.replace("${" + key + "}", str(item))
-            for logical_id in list(self.resources) + ["AWS::Region", "AWS::AccountId"]:
+            for logical_id in [*self.resources, "AWS::Region", "AWS::AccountId"]:
                 text = text.replace("${" + logical_id + "}", self.ref(logical_id))
             return text
         raise TemplateError(f"intrinsic function {function} is not supported by the sandbox")

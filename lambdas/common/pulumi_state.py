@@ -29,7 +29,9 @@ class Backend:
     def parse(cls, url: str) -> Backend:
         parsed = urlparse(url)
         if parsed.scheme != "s3" or not parsed.netloc:
-            raise ValueError(f"unsupported Pulumi backend URL {url!r}: expected s3://bucket[/prefix]")
+            raise ValueError(
+                f"unsupported Pulumi backend URL {url!r}: expected s3://bucket[/prefix]"
+            )
         return cls(bucket=parsed.netloc, prefix=parsed.path.strip("/"))
 
     def key(self, *parts: str) -> str:

@@ -93,9 +93,11 @@ def release_lock(environment: str, request_id: str) -> bool:
 
 def read_lock(environment: str, table_name: str | None = None) -> dict[str, Any] | None:
     """Return the lock item while a request holds it, else None."""
-    item = client("dynamodb").get_item(
-        TableName=table_name or _table_name(), Key=_lock_key(environment)
-    ).get("Item")
+    item = (
+        client("dynamodb")
+        .get_item(TableName=table_name or _table_name(), Key=_lock_key(environment))
+        .get("Item")
+    )
     return item if item and "holder" in item else None
 
 
@@ -114,7 +116,7 @@ def _to_attribute(value: Any) -> dict[str, Any]:
 
 
 def _from_attribute(attribute: dict[str, Any]) -> Any:
-    (kind, value), = attribute.items()
+    ((kind, value),) = attribute.items()
     if kind == "NULL":
         return None
     if kind == "N":
@@ -145,7 +147,6 @@ def ledger_records(environment: str, table_name: str | None = None) -> list[dict
         },
     )
     records = [
-        {key: _from_attribute(value) for key, value in item.items()}
-        for item in response["Items"]
+        {key: _from_attribute(value) for key, value in item.items()} for item in response["Items"]
     ]
     return sorted(records, key=lambda record: record.get("finishedAt", 0))

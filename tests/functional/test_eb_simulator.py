@@ -695,3 +695,21 @@ def test_subscriber_may_call_simulator(harness):
 
     assert statuses_seen[0] == "Launching"
     assert statuses_seen[-1] == "Ready"
+
+
+def test_application_updates_round_trip(harness):
+    lifecycle = {
+        "ServiceRole": "arn:aws:iam::123456789012:role/eb-service",
+        "VersionLifecycleConfig": {
+            "MaxCountRule": {"Enabled": True, "MaxCount": 50, "DeleteSourceFromS3": False}
+        },
+    }
+
+    harness.client.update_application(ApplicationName=APP, Description="the shop")
+    harness.client.update_application_resource_lifecycle(
+        ApplicationName=APP, ResourceLifecycleConfig=lifecycle
+    )
+
+    application = harness.client.describe_applications(ApplicationNames=[APP])["Applications"][0]
+    assert application["Description"] == "the shop"
+    assert application["ResourceLifecycleConfig"] == lifecycle

@@ -83,7 +83,7 @@ def test_ledger_keeps_one_record_per_request(table: str) -> None:
 
     records = store.ledger_records("dev")
 
-    assert [record["requestId"] if "requestId" in record else record["sk"] for record in records] == [
+    assert [record["sk"] for record in records] == [
         "REQUEST#r-1",
         "REQUEST#r-2",
     ]

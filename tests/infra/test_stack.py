@@ -55,7 +55,8 @@ def test_one_state_machine_with_tracing_and_quiet_logs(template: dict[str, Any])
 def test_outputs_are_retried_five_times_ten_seconds_apart(states: dict[str, Any]) -> None:
     rule = retry_for(states["ResolveOutputs"], "OutputsNotAvailable")
     fallback = next(
-        catch for catch in states["ResolveOutputs"]["Catch"]
+        catch
+        for catch in states["ResolveOutputs"]["Catch"]
         if catch["ErrorEquals"] == ["OutputsNotAvailable"]
     )
 
@@ -83,9 +84,7 @@ def test_pulumi_runs_in_codebuild_synchronously(states: dict[str, Any]) -> None:
 
 
 def test_plan_choice_routes_each_plan(states: dict[str, Any]) -> None:
-    choices = {
-        rule["StringEquals"]: rule["Next"] for rule in states["ChoosePlan"]["Choices"]
-    }
+    choices = {rule["StringEquals"]: rule["Next"] for rule in states["ChoosePlan"]["Choices"]}
 
     assert choices == {
         "provision": "Provision",

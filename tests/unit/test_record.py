@@ -8,9 +8,11 @@ from lambdas.record import build_record, failure_cause, outcome_of
 
 
 def test_success_is_deployed() -> None:
-    state = {"request": {"environment": "dev", "requestId": "r-1", "version": "v2"},
-             "inspection": {"plan": "check-drift"},
-             "deployment": {"previousVersion": "v1"}}
+    state = {
+        "request": {"environment": "dev", "requestId": "r-1", "version": "v2"},
+        "inspection": {"plan": "check-drift"},
+        "deployment": {"previousVersion": "v1"},
+    }
 
     record = build_record(state, "arn:exec", "dev-r-1")
 
@@ -21,7 +23,9 @@ def test_success_is_deployed() -> None:
 
 
 def test_lambda_error_document_becomes_its_message() -> None:
-    cause = json.dumps({"errorType": "UpFailed", "errorMessage": "pulumi up failed", "stackTrace": []})
+    cause = json.dumps(
+        {"errorType": "UpFailed", "errorMessage": "pulumi up failed", "stackTrace": []}
+    )
 
     assert failure_cause({"Error": "UpFailed", "Cause": cause}) == "pulumi up failed"
 
@@ -32,7 +36,10 @@ def test_unknown_error_routes_to_unexpected() -> None:
 
 
 def test_invalid_request_is_keyed_by_execution_name() -> None:
-    state = {"input": {"environment": "dev"}, "failure": {"Error": "InvalidRequest", "Cause": "bad"}}
+    state = {
+        "input": {"environment": "dev"},
+        "failure": {"Error": "InvalidRequest", "Cause": "bad"},
+    }
 
     record = build_record(state, "arn:exec", "dev-r-9")
 

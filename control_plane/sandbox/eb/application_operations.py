@@ -26,8 +26,29 @@ def create_application(context: OperationContext, request: dict[str, Any]) -> di
     if name in state.applications:
         raise invalid_parameter(f"Application {name} already exists.")
     application = _add_application(context, name, request.get("Description"))
+    application.resource_lifecycle_config = request.get("ResourceLifecycleConfig")
     state.tags[application.arn] = tag_pairs_to_dict(request.get("Tags", []))
     return {"Application": describe_application(state, application)}
+
+
+def update_application(context: OperationContext, request: dict[str, Any]) -> dict[str, Any]:
+    application = context.state.require_application(request["ApplicationName"])
+    if "Description" in request:
+        application.description = request["Description"]
+        application.updated = context.now
+    return {"Application": describe_application(context.state, application)}
+
+
+def update_application_resource_lifecycle(
+    context: OperationContext, request: dict[str, Any]
+) -> dict[str, Any]:
+    application = context.state.require_application(request["ApplicationName"])
+    application.resource_lifecycle_config = request["ResourceLifecycleConfig"]
+    application.updated = context.now
+    return {
+        "ApplicationName": application.name,
+        "ResourceLifecycleConfig": application.resource_lifecycle_config,
+    }
 
 
 def _add_application(context: OperationContext, name: str, description: str | None) -> Application:

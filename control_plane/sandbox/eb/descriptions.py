@@ -36,6 +36,7 @@ def describe_application(state: SimulatorState, application: Application) -> dic
         "DateUpdated": timestamp(application.updated),
         "Versions": labels,
         "ConfigurationTemplates": [],
+        "ResourceLifecycleConfig": application.resource_lifecycle_config,
     }
 
 

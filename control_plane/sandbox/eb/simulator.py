@@ -44,6 +44,8 @@ Subscriber = Callable[[dict[str, Any]], None]
 HANDLERS: dict[str, Handler] = {
     "CreateApplication": applications.create_application,
     "DescribeApplications": applications.describe_applications,
+    "UpdateApplication": applications.update_application,
+    "UpdateApplicationResourceLifecycle": applications.update_application_resource_lifecycle,
     "DeleteApplication": applications.delete_application,
     "CreateApplicationVersion": applications.create_application_version,
     "DescribeApplicationVersions": applications.describe_application_versions,

@@ -37,6 +37,8 @@ class Application:
     description: str | None
     created: float
     updated: float
+    # Stored and returned as given. The sandbox does not delete versions by these rules.
+    resource_lifecycle_config: dict[str, Any] | None = None
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import socket
 import time
 import uuid
@@ -221,6 +222,9 @@ class DiyBackend:
             )
         raise StackLockedError(message)
 
+    def is_locked(self, stack: str) -> bool:
+        return bool(self._list(self._lock_dir(stack)))
+
     def cancel(self, stack: str) -> int:
         """Delete every lock file of the stack and return how many there were."""
         keys = self._list(self._lock_dir(stack))
@@ -240,8 +244,10 @@ def _rfc3339_seconds(timestamp: str | None) -> str:
     """Format a lock timestamp as Go's time.RFC3339 (no fractional seconds)."""
     if not timestamp:
         return "<unknown time>"
+    # Go writes up to nanoseconds, which fromisoformat rejects: drop the fraction.
+    whole_seconds = re.sub(r"\.\d+", "", timestamp)
     try:
-        parsed = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(whole_seconds.replace("Z", "+00:00"))
     except ValueError:
         return timestamp
     text = parsed.replace(microsecond=0).isoformat()

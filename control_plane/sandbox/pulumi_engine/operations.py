@@ -1,0 +1,324 @@
+"""Commands that change or plan infrastructure: preview, up, refresh, state delete, cancel."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import traceback
+
+from .context import EngineContext
+from .deployment import Deployment
+from .display import Display
+from .errors import EngineError, NoChangesExpectedError, ProviderError, UsageError
+from .program import ProgramResult, run_program
+from .refresh import refresh_snapshot
+from .state import Snapshot, urn_name
+
+YES_REQUIRED = "--yes must be passed in to proceed when running in non-interactive mode"
+
+
+def preview(
+    ctx: EngineContext,
+    *,
+    refresh: bool = False,
+    show_diff: bool = False,
+    expect_no_changes: bool = False,
+    operation: str = "preview",
+) -> None:
+    """Plan the update without changing anything; with `expect_no_changes`, fail with
+    exit code 7 when the plan has changes."""
+    stack = ctx.require_stack()
+    display = Display(applied=False, show_diff=show_diff)
+    display.line(f"Previewing update ({stack}):")
+    display.line()
+
+    snapshot = ctx.load_snapshot()
+    _warn_pending_operations(display, snapshot)
+    if refresh:
+        # NOTE: changes found by the refresh alone (such as a new deployed version) are
+        # shown but not counted; a resource the refresh drops shows up as a create.
+        snapshot = refresh_snapshot(
+            snapshot, ctx.provider_context, Display(applied=False, out=display.out)
+        )
+
+    deployment = _new_deployment(ctx, snapshot, display, apply=False)
+    try:
+        result = _run(ctx, deployment, preview=True)
+        deployment.finish(result)
+    except Exception as error:  # noqa: BLE001 (reported as a diagnostic, then re-raised)
+        _report_failure(ctx, display, deployment, error)
+        raise EngineError("preview failed") from error
+
+    display.outputs(result.outputs)
+    display.summary()
+    if expect_no_changes and display.has_changes():
+        raise NoChangesExpectedError(
+            f"no changes were expected for {operation} but changes were proposed"
+        )
+
+
+def up(
+    ctx: EngineContext,
+    *,
+    yes: bool,
+    skip_preview: bool = False,
+    refresh: bool = False,
+    show_diff: bool = False,
+    expect_no_changes: bool = False,
+) -> None:
+    """Apply the program: create, update and delete resources, then save the state."""
+    if not yes:
+        raise UsageError(YES_REQUIRED)
+    stack = ctx.require_stack()
+
+    ctx.backend.lock(stack)
+    try:
+        if expect_no_changes or not skip_preview:
+            preview(
+                ctx,
+                refresh=refresh,
+                show_diff=show_diff,
+                expect_no_changes=expect_no_changes,
+                operation="update",
+            )
+            print(flush=True)
+        _update(ctx, stack, refresh=refresh, show_diff=show_diff)
+    finally:
+        ctx.backend.unlock(stack)
+
+
+def _update(ctx: EngineContext, stack: str, *, refresh: bool, show_diff: bool) -> None:
+    start = time.time()
+    display = Display(applied=True, show_diff=show_diff)
+    display.line(f"Updating ({stack}):")
+    display.line()
+
+    snapshot = ctx.load_snapshot()
+    _warn_pending_operations(display, snapshot)
+    if refresh:
+        snapshot = refresh_snapshot(
+            snapshot, ctx.provider_context, Display(applied=True, out=display.out)
+        )
+
+    deployment = _new_deployment(ctx, snapshot, display, apply=True)
+    failure: Exception | None = None
+    result: ProgramResult | None = None
+    try:
+        result = _run(ctx, deployment, preview=False)
+        deployment.finish(result)
+    except Exception as error:  # noqa: BLE001 (partial state is saved, then re-raised)
+        failure = error
+
+    ctx.plugin_versions.update(deployment.plugin_versions)
+    ctx.save_snapshot(deployment.new_snapshot(succeeded=failure is None))
+    info = ctx.update_info("update", start, failure is None, display.change_counts())
+    ctx.backend.add_history(stack, info)
+    ctx.backend.write_backup(stack)
+
+    if failure is not None or result is None:
+        _report_failure(ctx, display, deployment, failure)
+        display.summary()
+        raise EngineError("update failed") from failure
+
+    display.outputs(result.outputs)
+    display.summary()
+    display.line()
+    display.line(f"Duration: {max(1, round(time.time() - start))}s")
+
+
+def refresh(
+    ctx: EngineContext,
+    *,
+    yes: bool,
+    targets: list[str],
+    clear_pending_creates: bool = False,
+    expect_no_changes: bool = False,
+    show_diff: bool = False,
+) -> None:
+    """Read resources back from AWS and save what changed (all, or only `targets`)."""
+    if not yes:
+        raise UsageError(YES_REQUIRED)
+    stack = ctx.require_stack()
+
+    ctx.backend.lock(stack)
+    try:
+        start = time.time()
+        display = Display(applied=True, show_diff=show_diff)
+        display.line(f"Refreshing ({stack}):")
+        display.line()
+
+        snapshot = ctx.load_snapshot()
+        snapshot = _handle_pending_creates(display, snapshot, clear=clear_pending_creates)
+        known = {resource.urn for resource in snapshot.resources}
+        for target in targets:
+            if target not in known:
+                display.warning(f"Resource to refresh '{target}' could not be found in the stack.")
+        refreshed = refresh_snapshot(
+            snapshot, ctx.provider_context, display, targets=set(targets) or None
+        )
+        if expect_no_changes and display.has_changes():
+            display.summary()
+            raise NoChangesExpectedError(
+                "no changes were expected for refresh but changes were proposed"
+            )
+
+        ctx.save_snapshot(refreshed)
+        info = ctx.update_info("refresh", start, True, display.change_counts())
+        ctx.backend.add_history(stack, info)
+        ctx.backend.write_backup(stack)
+        display.summary()
+        display.line()
+        display.line(f"Duration: {max(1, round(time.time() - start))}s")
+    finally:
+        ctx.backend.unlock(stack)
+
+
+def state_delete(
+    ctx: EngineContext,
+    urn: str,
+    *,
+    yes: bool,
+    force: bool = False,
+    target_dependents: bool = False,
+) -> None:
+    """Remove a resource from the state without touching the resource itself."""
+    if not yes:
+        raise UsageError(YES_REQUIRED)
+    stack = ctx.require_stack()
+
+    ctx.backend.lock(stack)
+    try:
+        snapshot = ctx.load_snapshot()
+        resource = snapshot.find(urn)
+        if resource is None:
+            raise EngineError(f'No such resource "{urn}" exists in the current state')
+        if resource.protect and not force:
+            raise EngineError(
+                f"{urn} can't be safely deleted because it is protected. Re-run this command "
+                "with --force to force deletion"
+            )
+
+        doomed = _with_dependents(snapshot, urn)
+        dependents = [other for other in doomed if other != urn]
+        if dependents and not target_dependents:
+            listing = "\n".join(f"  * {other}" for other in dependents)
+            raise EngineError(
+                f"{urn} can't be safely deleted because the following resources depend on "
+                f"it:\n{listing}\n\nDelete those resources first or pass --target-dependents."
+            )
+
+        remaining = [r for r in snapshot.resources if r.urn not in doomed]
+        ctx.save_snapshot(dataclasses.replace(snapshot, resources=remaining))
+        print("Resource deleted", flush=True)
+    finally:
+        ctx.backend.unlock(stack)
+
+
+def cancel(ctx: EngineContext, *, yes: bool, stack: str | None) -> None:
+    """Delete every lock file of the stack, as `pulumi cancel` does on a DIY backend."""
+    if not yes:
+        raise UsageError(YES_REQUIRED)
+    name = stack or ctx.require_stack()
+    ctx.backend.cancel(name)
+    print(f"The currently running update for '{name}' has been canceled!", flush=True)
+
+
+# Helpers ---------------------------------------------------------------------------------
+
+
+def _new_deployment(
+    ctx: EngineContext, snapshot: Snapshot, display: Display, *, apply: bool
+) -> Deployment:
+    return Deployment(
+        old=snapshot,
+        stack=ctx.stack,
+        project=ctx.project.name,
+        providers=ctx.provider_context,
+        display=display,
+        apply=apply,
+    )
+
+
+def _run(ctx: EngineContext, deployment: Deployment, *, preview: bool) -> ProgramResult:
+    config, secret_keys = ctx.program_config()
+    return run_program(ctx.project, ctx.stack, config, secret_keys, deployment, preview=preview)
+
+
+def _report_failure(
+    ctx: EngineContext, display: Display, deployment: Deployment, error: Exception | None
+) -> None:
+    """Print the failure under "Diagnostics:", attributed to the resource that failed."""
+    cause = deployment.failure or error
+    if isinstance(cause, EngineError):
+        message = str(cause)
+    else:
+        lines = traceback.format_exception_only(type(cause), cause) if cause else ["unknown"]
+        message = "".join(lines).strip()
+
+    owner = f"pulumi:pulumi:Stack ({ctx.project.name}-{ctx.stack})"
+    if isinstance(cause, ProviderError) and deployment.failed_urn:
+        failed = deployment.failed_urn
+        owner = f"{failed.split('::')[2].rsplit('$', 1)[-1]} ({urn_name(failed)})"
+
+    display.line()
+    display.line("Diagnostics:")
+    display.line(f"  {owner}:")
+    first, *rest = message.splitlines() or [""]
+    display.line(f"    error: {first}")
+    for line in rest:
+        display.line(f"    {line}")
+
+
+def _warn_pending_operations(display: Display, snapshot: Snapshot) -> None:
+    if not snapshot.pending_operations:
+        return
+    listing = "\n".join(
+        f"  * {op.get('resource', {}).get('urn')}, interrupted while {op.get('type')}"
+        for op in snapshot.pending_operations
+    )
+    display.warning(
+        f"Attempting to deploy or update resources with {len(snapshot.pending_operations)} "
+        f"pending operations from previous deployment.\n{listing}\n"
+        "These resources are in an unknown state because the Pulumi CLI was interrupted "
+        "while waiting for changes to these resources to complete. Once you have confirmed "
+        "the status of the interrupted operations, you can repair your stack using "
+        "`pulumi refresh` which will refresh the state from the provider you are using and "
+        "clear the pending operations if there are any.\n\nNote that `pulumi refresh` will "
+        "need to be run interactively to clear pending CREATE operations."
+    )
+
+
+def _handle_pending_creates(display: Display, snapshot: Snapshot, *, clear: bool) -> Snapshot:
+    creates = [op for op in snapshot.pending_operations if op.get("type") == "creating"]
+    if not creates:
+        return snapshot
+    if not clear:
+        display.warning(
+            f"{len(creates)} pending CREATE operation(s) were kept; pass "
+            "--clear-pending-creates to drop them from the state"
+        )
+        return snapshot
+    for op in creates:
+        display.line(f"Clearing pending create: {op.get('resource', {}).get('urn')}")
+    remaining = [op for op in snapshot.pending_operations if op.get("type") != "creating"]
+    return dataclasses.replace(snapshot, pending_operations=remaining)
+
+
+def _with_dependents(snapshot: Snapshot, urn: str) -> list[str]:
+    """`urn` and, transitively, every resource that depends on it or is its child."""
+    doomed = [urn]
+    changed = True
+    while changed:
+        changed = False
+        for resource in snapshot.resources:
+            if resource.urn in doomed:
+                continue
+            references = set(resource.dependencies) | {resource.parent}
+            for urns in resource.property_dependencies.values():
+                references |= set(urns)
+            if resource.provider:
+                references.add(resource.provider.rsplit("::", 1)[0])
+            if references & set(doomed):
+                doomed.append(resource.urn)
+                changed = True
+    return doomed

@@ -1,0 +1,127 @@
+"""Pins the AWS behaviour the sandbox patches into moto's Step Functions interpreter.
+
+- Retry intervals and Wait states cost virtual time, not wall time.
+- codebuild:startBuild.sync takes PascalCase parameters, returns {"Build": {...}} with
+  PascalCase keys, and a failed build fails the task with States.TaskFailed whose cause is
+  the build as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from control_plane.executions import wait_for_execution
+from control_plane.sandbox.sandbox import Sandbox, SandboxOptions
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    with Sandbox(SandboxOptions(work_dir=tmp_path_factory.mktemp("sandbox"))) as running:
+        yield running
+
+
+def run_definition(sandbox: Sandbox, name: str, definition: dict) -> tuple[dict, float]:
+    sfn = sandbox.client("stepfunctions")
+    arn = sfn.create_state_machine(
+        name=name,
+        definition=json.dumps(definition),
+        roleArn=sandbox.resources.state_machine_role_arn,
+    )["stateMachineArn"]
+    started = time.monotonic()
+    execution = sfn.start_execution(stateMachineArn=arn, name=f"{name}-1", input="{}")
+    report = wait_for_execution(sfn, execution["executionArn"], timeout_seconds=60)
+    description = sfn.describe_execution(executionArn=execution["executionArn"])
+    return {"report": report, "description": description}, time.monotonic() - started
+
+
+def test_wait_state_costs_virtual_time(sandbox: Sandbox) -> None:
+    before = sandbox.clock.now()
+    definition = {
+        "StartAt": "Pause",
+        "States": {"Pause": {"Type": "Wait", "Seconds": 300, "Next": "Done"},
+                   "Done": {"Type": "Succeed"}},
+    }
+
+    result, wall = run_definition(sandbox, "wait-test", definition)
+
+    assert result["report"].status == "SUCCEEDED"
+    assert sandbox.clock.now() - before == pytest.approx(300)
+    assert wall < 30
+
+
+def test_retry_interval_costs_virtual_time(sandbox: Sandbox) -> None:
+    before = sandbox.clock.now()
+    definition = {
+        "StartAt": "Broken",
+        "States": {
+            "Broken": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::codebuild:startBuild.sync",
+                "Parameters": {"ProjectName": "no-such-project"},
+                "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 10,
+                           "MaxAttempts": 3, "BackoffRate": 2}],
+                "End": True,
+            }
+        },
+    }
+
+    result, wall = run_definition(sandbox, "retry-test", definition)
+
+    assert result["report"].status == "FAILED"
+    # 10 + 20 + 40 seconds of retry intervals, with no build started.
+    assert sandbox.clock.now() - before == pytest.approx(70)
+    assert wall < 30
+
+
+def write_buildspec(root: Path, commands: list[str]) -> None:
+    (root / "infra").mkdir(parents=True, exist_ok=True)
+    spec = {
+        "version": 0.2,
+        "env": {"exported-variables": ["GREETING"]},
+        "phases": {"build": {"commands": commands}},
+    }
+    (root / "infra" / "buildspec.yml").write_text(json.dumps(spec))
+
+
+@pytest.mark.parametrize(("exit_code", "status"), [(0, "SUCCEEDED"), (3, "FAILED")])
+def test_codebuild_sync_follows_aws(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exit_code: int, status: str
+) -> None:
+    last_command = "true" if exit_code == 0 else f"exit {exit_code}"
+    write_buildspec(tmp_path, ['export GREETING="hello $WHO"', last_command])
+    monkeypatch.setattr(sandbox.codebuild, "_repo_root", tmp_path)
+    definition = {
+        "StartAt": "Build",
+        "States": {
+            "Build": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::codebuild:startBuild.sync",
+                "Parameters": {
+                    "ProjectName": sandbox.resources.codebuild_project,
+                    "EnvironmentVariablesOverride": [
+                        {"Name": "WHO", "Type": "PLAINTEXT", "Value": "world"}
+                    ],
+                },
+                "End": True,
+            }
+        },
+    }
+
+    result, _ = run_definition(sandbox, f"build-test-{exit_code}", definition)
+    description = result["description"]
+
+    if status == "SUCCEEDED":
+        output = json.loads(description["output"])
+        assert output["Build"]["BuildStatus"] == "SUCCEEDED"
+        assert output["Build"]["ExportedEnvironmentVariables"] == [
+            {"Name": "GREETING", "Value": "hello world"}
+        ]
+    else:
+        assert description["status"] == "FAILED"
+        assert description["error"] == "States.TaskFailed"
+        assert json.loads(description["cause"])["Build"]["BuildStatus"] == "FAILED"
