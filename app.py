@@ -26,7 +26,8 @@ def main() -> None:
         app,
         "EbControlPlane",
         control_plane_settings=settings,
-        lambda_staging_dir=ROOT / ".cdk-staging" / "lambda-code",
+        # Beside the output folder, so concurrent synths never share a staging folder.
+        lambda_staging_dir=Path(f"{app.outdir}-staging") / "lambda-code",
         env=cdk.Environment(
             account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
             region=os.environ.get("CDK_DEFAULT_REGION", "us-east-1"),

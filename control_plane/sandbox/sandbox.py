@@ -46,6 +46,7 @@ class LogCapture(logging.Handler):
 @dataclass
 class SandboxOptions:
     work_dir: Path
+    cache_dir: Path = REPO_ROOT / ".sandbox" / "cdk-cache"
     launch_seconds: float = 300
     update_seconds: float = 90
     terminate_seconds: float = 60
@@ -84,7 +85,7 @@ class Sandbox:
     def start(self) -> None:
         work_dir = self.options.work_dir
         work_dir.mkdir(parents=True, exist_ok=True)
-        template = synthesize(work_dir.parent / "cdk-cache")
+        template = synthesize(self.options.cache_dir)
         self.resources = load_resources(template, self.options.region, ACCOUNT_ID)
         install_patches(self.clock)
         for noisy in ("werkzeug", "moto.stepfunctions.parser"):

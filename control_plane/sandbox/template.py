@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -66,13 +67,25 @@ def synthesize(cache_dir: Path, root: Path = REPO_ROOT) -> Path:
     template = out_dir / f"{STACK_NAME}.template.json"
     if template.exists():
         return template
-    env = {**os.environ, **jsii_environment(), "CDK_OUTDIR": str(out_dir)}
+    # Synthesize beside the cache entry and rename it into place, so concurrent sandboxes
+    # never read a half-written template.
+    staging = cache_dir / f"{out_dir.name}.partial-{os.getpid()}"
+    env = {**os.environ, **jsii_environment(), "CDK_OUTDIR": str(staging)}
     env.setdefault("CDK_DEFAULT_REGION", "us-east-1")
     result = subprocess.run(
         [sys.executable, str(root / "app.py")], cwd=root, env=env, capture_output=True, text=True
     )
-    if result.returncode != 0 or not template.exists():
+    shutil.rmtree(f"{staging}-staging", ignore_errors=True)
+    if result.returncode != 0 or not (staging / template.name).exists():
+        shutil.rmtree(staging, ignore_errors=True)
         raise TemplateError(f"cdk synth failed:\n{result.stdout}\n{result.stderr}")
+    try:
+        staging.rename(out_dir)
+    except OSError:  # another process renamed its copy first
+        shutil.rmtree(staging, ignore_errors=True)
+    for stale in cache_dir.glob("cdk-*"):
+        if stale != out_dir and ".partial-" not in stale.name:
+            shutil.rmtree(stale, ignore_errors=True)
     return template
 
 

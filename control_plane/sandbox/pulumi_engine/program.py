@@ -17,10 +17,9 @@ from typing import Any, Protocol
 
 import pulumi
 import yaml
-from pulumi.runtime import mocks, rpc
+from pulumi.runtime import mocks, rpc, settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.proto import resource_pb2
-from pulumi.runtime.settings import get_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 from pulumi.output import Unknown
@@ -159,9 +158,14 @@ def run_program(
     run (maybe of another copy of the project) imports them afresh.
     """
     monitor = _RecordingMonitor(handler, stack, project.name)
+    # A previous run in this process leaves its root stack resource and pending outputs
+    # behind; without a reset, set_mocks would reuse that root and never register it.
+    settings.ROOT.set(None)
+    settings.SETTINGS.outputs.clear()
     pulumi.runtime.set_mocks(
         _UnsupportedCalls(), project=project.name, stack=stack, preview=preview, monitor=monitor
     )
+    settings.SETTINGS.root_directory = str(project.directory)
     set_all_config(config, secret_keys)
     main_file = _main_file(project)
 
@@ -170,7 +174,7 @@ def run_program(
     try:
         os.chdir(project.directory)
         _sync_await(run_pulumi_func(lambda: runpy.run_path(str(main_file), run_name="__main__")))
-        root = get_root_resource()
+        root = settings.get_root_resource()
         outputs = _sync_await(_resolve_outputs(getattr(root, "outputs", {})))
     except pulumi.RunError as error:
         raise ProgramError(str(error)) from error
