@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common.beanstalk import find_environment, summarize
+from .common.beanstalk import find_environment, log_fields, summarize
 from .common.errors import DeploymentFailed, EnvironmentNotReady
 from .common.models import TaskEvent
 from .common.observability import logger, task_handler
@@ -25,7 +25,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if environment is None:
         raise DeploymentFailed(f"environment {outputs.eb_environment_name} disappeared mid-update")
     summary = summarize(environment)
-    logger.info("deployment check", extra=summary)
+    logger.info("deployment check", extra=log_fields(summary))
     if summary["status"] != "Ready":
         raise EnvironmentNotReady(
             f"environment {outputs.eb_environment_name} is {summary['status']} "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common.beanstalk import find_environment, summarize
+from .common.beanstalk import find_environment, log_fields, summarize
 from .common.errors import EnvironmentNotReady
 from .common.models import TaskEvent
 from .common.observability import logger, task_handler
@@ -22,7 +22,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.info("environment check", extra={"status": "missing"})
         raise EnvironmentNotReady(f"environment {outputs.eb_environment_name} does not exist yet")
     summary = summarize(environment)
-    logger.info("environment check", extra=summary)
+    logger.info("environment check", extra=log_fields(summary))
     if summary["status"] != "Ready":
         raise EnvironmentNotReady(
             f"environment {outputs.eb_environment_name} is {summary['status']} "

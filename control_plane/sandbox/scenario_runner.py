@@ -245,6 +245,8 @@ class ScenarioRun:
             problems.append(f"cause_includes: {absent} not in cause {cause[:300]!r}")
         summary = f"step {expectation.step} ({report.status}, {len(report.path)} states)"
         if problems:
+            if report.status != "SUCCEEDED":
+                problems.append(f"the execution failed with {report.error}: {cause[:500]}")
             return CheckResult(False, f"FAIL {summary}: " + "; ".join(problems))
         return CheckResult(True, f"PASS {summary}")
 

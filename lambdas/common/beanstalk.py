@@ -37,6 +37,17 @@ def environment_url(environment: dict[str, Any]) -> str | None:
     return f"http://{cname}" if cname else None
 
 
+def log_fields(summary: dict[str, Any]) -> dict[str, Any]:
+    """Name the summary's fields for a log line; `name` would clash with LogRecord.name."""
+    return {
+        "eb_environment": summary.get("name"),
+        "status": summary.get("status"),
+        "health": summary.get("health"),
+        "health_status": summary.get("healthStatus"),
+        "version_label": summary.get("versionLabel"),
+    }
+
+
 def summarize(environment: dict[str, Any]) -> dict[str, Any]:
     """The fields worth logging and passing on, without datetimes."""
     return {

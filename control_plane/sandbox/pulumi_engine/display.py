@@ -16,6 +16,16 @@ CHANGE_OPS = ("create", "update", "delete", "replace")
 MAX_VALUE_CHARS = 240
 
 
+def display_type(type_token: str) -> str:
+    """Type as the CLI shows it: `aws:s3/bucketV2:BucketV2` becomes `aws:s3:BucketV2`."""
+    parts = type_token.split(":")
+    if len(parts) == 3 and "/" in parts[1]:
+        module, member = parts[1].split("/", 1)
+        if member[:1].lower() + member[1:] == parts[2][:1].lower() + parts[2][1:]:
+            return f"{parts[0]}:{module}:{parts[2]}"
+    return type_token
+
+
 def format_value(value: Any) -> str:
     """Value as the CLI shows it: secrets masked, unknowns as `output<string>`."""
     if is_secret(value):
@@ -72,7 +82,7 @@ class Display:
         verb = PAST_TENSE[op] if self.applied else op
         changed = sorted(changed)
         suffix = f" [diff: {', '.join('~' + key for key in changed)}]" if changed else ""
-        self.line(f" {SYMBOLS[op]:<2} {type_token} {name} {verb}{suffix}")
+        self.line(f" {SYMBOLS[op]:<2} {display_type(type_token)} {name} {verb}{suffix}")
         if self.show_diff and changed and old is not None and new is not None:
             for key in changed:
                 before = format_value(old[key]) if key in old else "undefined"

@@ -170,6 +170,7 @@ def run_program(
     main_file = _main_file(project)
 
     previous_cwd = os.getcwd()
+    _forget_project_modules(project.directory)
     sys.path.insert(0, str(project.directory))
     try:
         os.chdir(project.directory)
@@ -211,8 +212,22 @@ async def _resolve_outputs(exports: dict[str, Any]) -> dict[str, Any]:
 
 
 def _forget_project_modules(directory: Path) -> None:
+    """Drop cached modules loaded from `directory` or named like its top-level modules.
+
+    The second rule matters when another copy of the project (say, the repository's own
+    `infra/`) was imported earlier in this process under the same package names.
+    """
     root = str(directory.resolve())
+    local_names = {
+        path.stem
+        for path in directory.iterdir()
+        if (path.suffix == ".py" and path.stem != "__main__")
+        or (path / "__init__.py").is_file()
+    }
     for name, module in list(sys.modules.items()):
         module_file = getattr(module, "__file__", None)
-        if module_file and str(Path(module_file).resolve()).startswith(root + os.sep):
+        in_directory = bool(module_file) and str(Path(module_file).resolve()).startswith(
+            root + os.sep
+        )
+        if in_directory or name.split(".", 1)[0] in local_names:
             del sys.modules[name]

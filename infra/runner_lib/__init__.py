@@ -1,0 +1,1 @@
+"""Parts of the deployment runner that CodeBuild runs (infra/runner.py)."""

@@ -1,0 +1,292 @@
+"""What the runner does for each action (`up`, `recover`, `check`), step by step.
+
+Every run checks the CLI version, selects the stack and checks the selection, and sets the
+secret config keys from SSM before the action. Each Pulumi operation is bracketed by
+`pulumi stack --show-name`, so a run never proceeds against another stack.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .errors import ConfigurationMissing, PreviewFailed, RunnerError, StackNotSelected, UpFailed
+from .pulumi_cli import CommandResult, PulumiCli
+from .result import ResultDocument, has_changes, parse_change_summary, public_outputs
+from .settings import RunnerSettings
+
+EB_ENVIRONMENT_TYPE = "aws:elasticbeanstalk/environment:Environment"
+EXIT_CHANGES_PROPOSED = 7
+MISSING_CONFIG = re.compile(
+    r"Missing required (?:secret config key|configuration variable) '([^']+)'"
+)
+
+logger = logging.getLogger("runner")
+
+
+class Runner:
+    """One build: the checks every run makes, then the requested action."""
+
+    def __init__(
+        self,
+        settings: RunnerSettings,
+        cli: PulumiCli,
+        ssm: Any,
+        infra_dir: Path,
+        expected_cli_version: str,
+        result: ResultDocument,
+    ) -> None:
+        self.settings = settings
+        self.stack = settings.stack
+        self.cli = cli
+        self.ssm = ssm
+        self.infra_dir = infra_dir
+        self.expected_cli_version = expected_cli_version
+        self.result = result
+        # `check` never runs `up` after a failed preview, so its failures are PreviewFailed.
+        self.failure = PreviewFailed if settings.action == "check" else UpFailed
+
+    def run(self) -> None:
+        self.check_cli_version()
+        self.select_stack()
+        self.set_secrets()
+        self.clear_pending_creates()
+        if self.settings.action == "up":
+            self.up()
+        elif self.settings.action == "recover":
+            self.recover()
+        else:
+            self.check()
+        self.read_outputs()
+
+    # Preconditions -------------------------------------------------------------------
+
+    def check_cli_version(self) -> None:
+        result = self.cli.run("version")
+        if not result.ok:
+            raise ConfigurationMissing(f"`pulumi version` failed: {result.error_text()}")
+        found = (result.stdout.strip().splitlines() or [""])[-1].strip().lstrip("v")
+        if found != self.expected_cli_version:
+            raise ConfigurationMissing(
+                f"the pulumi CLI on PATH is v{found}, but infra/versions.env pins "
+                f"PULUMI_VERSION={self.expected_cli_version}; install the pinned version "
+                "(infra/install-pulumi.sh) before running the runner."
+            )
+        logger.info("pulumi CLI v%s matches the pinned version", found)
+
+    def select_stack(self) -> None:
+        listing = self.cli.run("stack", "ls", "--json")
+        if not listing.ok:
+            raise StackNotSelected(f"`pulumi stack ls` failed: {listing.error_text()}")
+        try:
+            names = {str(entry["name"]).split("/")[-1] for entry in json.loads(listing.stdout)}
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise StackNotSelected(
+                f"`pulumi stack ls --json` printed something other than a stack list: {error}"
+            ) from error
+
+        if self.stack in names:
+            selected = self.cli.run("stack", "select", self.stack)
+        elif (self.infra_dir / f"Pulumi.{self.stack}.yaml").exists():
+            logger.info(
+                "stack %s is not in the backend yet; creating it (defined by Pulumi.%s.yaml)",
+                self.stack,
+                self.stack,
+            )
+            selected = self.cli.run("stack", "select", "--create", self.stack)
+        else:
+            raise StackNotSelected(
+                f"stack '{self.stack}' is not in the backend ({self.settings.backend_url}) "
+                f"and infra/Pulumi.{self.stack}.yaml does not define it; fix PULUMI_STACK "
+                "or add the stack file."
+            )
+        if not selected.ok:
+            raise StackNotSelected(
+                f"`pulumi stack select {self.stack}` failed: {selected.error_text()}"
+            )
+        self.verify_selected("after `pulumi stack select`")
+
+    def verify_selected(self, when: str) -> None:
+        """Raise StackNotSelected unless the selected stack is the expected one."""
+        shown = self.cli.run("stack", "--show-name")
+        if not shown.ok:
+            raise StackNotSelected(
+                f"`pulumi stack --show-name` failed {when}: {shown.error_text()}"
+            )
+        selected = shown.stdout.strip().split("/")[-1]
+        if selected != self.stack:
+            raise StackNotSelected(
+                f"expected stack '{self.stack}' to be selected {when}, but `pulumi stack "
+                f"--show-name` printed '{selected}'; refusing to run against another stack."
+            )
+
+    def set_secrets(self) -> None:
+        """Copy each secret from SSM into the stack config; the value goes through stdin."""
+        for key, parameter in sorted(self.settings.secrets.items()):
+            value = self._read_parameter(key, parameter)
+            result = self.cli.run("config", "set", "--secret", key, "--stack", self.stack, stdin=value)
+            if not result.ok:
+                raise ConfigurationMissing(
+                    f"`pulumi config set --secret {key}` failed: {result.error_text()}"
+                )
+            logger.info("secret config key %s set from SSM parameter %s", key, parameter)
+
+    def _read_parameter(self, key: str, parameter: str) -> str:
+        put_command = f"aws ssm put-parameter --type SecureString --name {parameter} --value <value>"
+        try:
+            response = self.ssm.get_parameter(Name=parameter, WithDecryption=True)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code == "ParameterNotFound":
+                raise ConfigurationMissing(
+                    f"secret config key '{key}' is missing: SSM parameter '{parameter}' was not "
+                    f"found. Create it with: {put_command}"
+                ) from error
+            raise ConfigurationMissing(
+                f"secret config key '{key}' could not be read from SSM parameter "
+                f"'{parameter}': {code}: {error.response.get('Error', {}).get('Message', '')}"
+            ) from error
+        except BotoCoreError as error:
+            raise ConfigurationMissing(
+                f"secret config key '{key}' could not be read from SSM parameter "
+                f"'{parameter}': {error}"
+            ) from error
+
+        value = response["Parameter"]["Value"]
+        if not value:
+            raise ConfigurationMissing(
+                f"secret config key '{key}' is empty in SSM parameter '{parameter}'. Set it "
+                f"with: {put_command} --overwrite"
+            )
+        return value
+
+    def clear_pending_creates(self) -> None:
+        """Drop pending creates left by a killed run, which block a non-interactive refresh.
+
+        NOTE: a resource whose creation was interrupted may exist in AWS without being in
+        state; the next `up` then fails on its name and needs a manual import.
+        """
+        deployment = self.export_state()
+        pending = [
+            op.get("resource", {}).get("urn", "?")
+            for op in deployment.get("pending_operations") or []
+            if op.get("type") == "creating"
+        ]
+        if not pending:
+            return
+        logger.warning("clearing %d pending create(s) left by an interrupted run: %s",
+                       len(pending), ", ".join(pending))
+        result = self.run_operation("refresh", "--yes", "--clear-pending-creates", "--stack", self.stack)
+        if not result.ok:
+            self._raise_failure(result, "`pulumi refresh --clear-pending-creates`")
+
+    # Actions -------------------------------------------------------------------------
+
+    def up(self, *, refresh: bool = False) -> None:
+        args = ["up", "--yes", "--skip-preview", "--stack", self.stack]
+        if refresh:
+            args.insert(3, "--refresh")
+        result = self.run_operation(*args)
+        if not result.ok:
+            self._raise_failure(result, "`pulumi up`", UpFailed)
+        counts = parse_change_summary(result.stdout)
+        self.result.summary = counts
+        self.result.changes = has_changes(counts) if counts else None
+        logger.info("pulumi up finished: %s", counts or "no change summary found")
+
+    def recover(self) -> None:
+        """Drop a terminated EB environment from the state, then `up` to recreate it."""
+        urns = self.environment_urns()
+        if not urns:
+            logger.info("no Elastic Beanstalk environment in state; running up")
+        for urn in urns:
+            refreshed = self.run_operation(
+                "refresh", "--yes", "--target", urn, "--stack", self.stack
+            )
+            if refreshed.ok:
+                logger.info("refreshed %s", urn)
+            else:
+                logger.warning("refresh of %s failed: %s", urn, refreshed.error_text())
+
+            if urn not in self.environment_urns():
+                logger.info("refresh dropped %s from the state", urn)
+                continue
+            logger.info("%s is still in the state; deleting it from the state", urn)
+            deleted = self.run_operation(
+                "state", "delete", urn, "--force", "--yes", "--stack", self.stack
+            )
+            if not deleted.ok:
+                raise UpFailed(
+                    f"recovery could not remove {urn} from the state: {deleted.error_text()}"
+                )
+        self.up()
+        self.result.changes = True
+
+    def check(self) -> None:
+        """Preview with refresh; run `up` only when the preview proposes changes (exit 7)."""
+        result = self.run_operation(
+            "preview", "--refresh", "--diff", "--expect-no-changes", "--stack", self.stack
+        )
+        if result.exit_code == 0:
+            self.result.changes = False
+            self.result.summary = parse_change_summary(result.stdout)
+            logger.info("preview proposed no changes; not running up")
+            return
+        if result.exit_code != EXIT_CHANGES_PROPOSED:
+            self._raise_failure(result, "`pulumi preview`", PreviewFailed)
+
+        logger.info("preview proposed changes (exit code 7); running up with refresh")
+        # --refresh makes `up` act on the drift the refreshing preview found, such as an
+        # environment deleted outside Pulumi, which a plain `up` would see as unchanged.
+        self.up(refresh=True)
+        self.result.changes = True
+
+    def read_outputs(self) -> None:
+        shown = self.cli.run("stack", "output", "--json", "--stack", self.stack)
+        if not shown.ok:
+            logger.warning("could not read stack outputs: %s", shown.error_text())
+            return
+        try:
+            self.result.outputs = public_outputs(shown.stdout)
+        except json.JSONDecodeError as error:
+            logger.warning("`pulumi stack output --json` printed invalid JSON: %s", error)
+
+    # Helpers -------------------------------------------------------------------------
+
+    def run_operation(self, *args: str) -> CommandResult:
+        """Run a stack operation with lock retries, checking the selected stack around it."""
+        self.verify_selected(f"before `pulumi {args[0]}`")
+        result = self.cli.run_locking(*args)
+        self.verify_selected(f"after `pulumi {args[0]}`")
+        return result
+
+    def export_state(self) -> dict[str, Any]:
+        exported = self.cli.run("stack", "export", "--stack", self.stack)
+        if not exported.ok:
+            raise self.failure(f"`pulumi stack export` failed: {exported.error_text()}")
+        try:
+            return json.loads(exported.stdout).get("deployment") or {}
+        except json.JSONDecodeError as error:
+            raise self.failure(f"`pulumi stack export` printed invalid JSON: {error}") from error
+
+    def environment_urns(self) -> list[str]:
+        resources = self.export_state().get("resources") or []
+        return [r["urn"] for r in resources if r.get("type") == EB_ENVIRONMENT_TYPE]
+
+    def _raise_failure(
+        self, result: CommandResult, what: str, error_class: type[RunnerError] | None = None
+    ) -> None:
+        missing = MISSING_CONFIG.search(result.output)
+        if missing:
+            raise ConfigurationMissing(
+                f"{what} failed because config key '{missing.group(1)}' is not set: "
+                f"{result.error_text()} Add it to PULUMI_SECRETS if it is a secret, or to "
+                f"infra/Pulumi.{self.stack}.yaml otherwise."
+            )
+        error_class = error_class or self.failure
+        raise error_class(f"{what} failed (exit code {result.exit_code}): {result.error_text()}")

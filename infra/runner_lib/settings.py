@@ -1,0 +1,156 @@
+"""The runner's contract with the CodeBuild build: environment variables and pinned versions."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigurationMissing
+
+ACTIONS = ("up", "recover", "check")
+STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+CONFIG_KEY = re.compile(r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """Validated build environment.
+
+    PULUMI_SECRETS maps a Pulumi config key to the SSM parameter that holds its value; the
+    values themselves never pass through the environment.
+    """
+
+    action: str
+    stack: str
+    backend_url: str
+    result_uri: str
+    request_id: str
+    secrets: dict[str, str] = field(default_factory=dict)
+    lock_retries: int = 3
+    lock_retry_seconds: float = 10.0
+
+
+def parse_result_uri(uri: str) -> tuple[str, str]:
+    """Split `s3://bucket/key` into bucket and key."""
+    match = re.match(r"^s3://([^/]+)/(.+)$", uri)
+    if not match:
+        raise ConfigurationMissing(
+            f"RESULT_URI={uri!r} is invalid: expected s3://<bucket>/<key>. The build must "
+            "set it to where the runner writes its result document."
+        )
+    return match.group(1), match.group(2)
+
+
+def load_settings(environ: dict[str, str]) -> RunnerSettings:
+    """Read and check the build environment; raise ConfigurationMissing on a bad value."""
+    action = _required(environ, "PULUMI_ACTION")
+    if action not in ACTIONS:
+        raise ConfigurationMissing(
+            f"PULUMI_ACTION={action!r} is invalid: expected one of {', '.join(ACTIONS)}."
+        )
+
+    stack = _required(environ, "PULUMI_STACK")
+    if not STACK_NAME.match(stack):
+        raise ConfigurationMissing(
+            f"PULUMI_STACK={stack!r} is invalid: use letters, digits, '-', '_' and '.' only."
+        )
+
+    backend_url = _required(environ, "PULUMI_BACKEND_URL")
+    if not environ.get("PULUMI_CONFIG_PASSPHRASE") and not environ.get(
+        "PULUMI_CONFIG_PASSPHRASE_FILE"
+    ):
+        raise ConfigurationMissing(
+            "PULUMI_CONFIG_PASSPHRASE is not set: the stacks use the passphrase secrets "
+            "provider, so the build must pass the passphrase (for example from a "
+            "PARAMETER_STORE environment variable of the CodeBuild project)."
+        )
+
+    result_uri = _required(environ, "RESULT_URI")
+    parse_result_uri(result_uri)
+
+    return RunnerSettings(
+        action=action,
+        stack=stack,
+        backend_url=backend_url,
+        result_uri=result_uri,
+        request_id=environ.get("CONTROL_PLANE_REQUEST_ID", ""),
+        secrets=_parse_secrets(environ.get("PULUMI_SECRETS", "")),
+        lock_retries=_int(environ, "PULUMI_LOCK_RETRIES", 3),
+        lock_retry_seconds=_float(environ, "PULUMI_LOCK_RETRY_SECONDS", 10.0),
+    )
+
+
+def _required(environ: dict[str, str], name: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise ConfigurationMissing(f"{name} is not set; the build must set it for the runner.")
+    return value
+
+
+def _parse_secrets(raw: str) -> dict[str, str]:
+    if not raw.strip():
+        return {}
+    try:
+        secrets = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ConfigurationMissing(
+            f"PULUMI_SECRETS is not valid JSON ({error.msg}); expected an object such as "
+            '{"db:password": "/control-plane/dev/db-password"}.'
+        ) from error
+    if not isinstance(secrets, dict):
+        raise ConfigurationMissing("PULUMI_SECRETS must be a JSON object of key to SSM name.")
+    for key, parameter in secrets.items():
+        if not CONFIG_KEY.match(key):
+            raise ConfigurationMissing(
+                f"PULUMI_SECRETS key {key!r} is not a Pulumi config key such as 'db:password'."
+            )
+        if not isinstance(parameter, str) or not parameter.strip():
+            raise ConfigurationMissing(
+                f"PULUMI_SECRETS[{key!r}] must name an SSM parameter, got {parameter!r}."
+            )
+    return secrets
+
+
+def _int(environ: dict[str, str], name: str, default: int) -> int:
+    try:
+        value = int(environ.get(name, default))
+    except ValueError as error:
+        raise ConfigurationMissing(f"{name}={environ[name]!r} is not an integer.") from error
+    if value < 0:
+        raise ConfigurationMissing(f"{name} must be 0 or more, got {value}.")
+    return value
+
+
+def _float(environ: dict[str, str], name: str, default: float) -> float:
+    try:
+        value = float(environ.get(name, default))
+    except ValueError as error:
+        raise ConfigurationMissing(f"{name}={environ[name]!r} is not a number.") from error
+    if value < 0:
+        raise ConfigurationMissing(f"{name} must be 0 or more, got {value}.")
+    return value
+
+
+def read_versions(path: Path) -> dict[str, str]:
+    """Read KEY=VALUE lines of versions.env (comments and blank lines skipped)."""
+    versions: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition("=")
+        versions[key.strip()] = value.strip().strip('"')
+    return versions
+
+
+def read_project_name(infra_dir: Path) -> str:
+    """Project name from Pulumi.yaml."""
+    project_file = infra_dir / "Pulumi.yaml"
+    name = (yaml.safe_load(project_file.read_text()) or {}).get("name")
+    if not name:
+        raise ConfigurationMissing(f"{project_file} has no project name ('name:').")
+    return str(name)

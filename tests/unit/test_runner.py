@@ -1,0 +1,579 @@
+"""Unit tier: the CodeBuild runner (infra/runner.py) against a scripted fake `pulumi`.
+
+The fake is a small executable written into tmp_path and put first on PATH. It records each
+call (argv and stdin) and plays the responses a test scripts per command; a command's last
+response repeats. S3 and SSM are moto's in-process mocks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from moto import mock_aws
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INFRA_DIR = REPO_ROOT / "infra"
+sys.path.insert(0, str(INFRA_DIR))
+
+import runner  # noqa: E402 (needs infra/ on sys.path)
+from runner_lib.result import parse_change_summary  # noqa: E402
+
+RESULT_BUCKET = "control-plane-results"
+RESULT_KEY = "runs/r-1.json"
+ENV_URN = "urn:pulumi:dev::webapp::webapp:beanstalk:BeanstalkEnvironment$aws:elasticbeanstalk/environment:Environment::webapp-dev"
+LOCK_ERROR = (
+    "error: the stack is currently locked by 1 lock(s). Either wait for the other "
+    "process(es) to end or delete the lock file with `pulumi cancel`.\n"
+    "  s3://state/.pulumi/locks/organization/webapp/dev/1b2c.json: created by ci@builder "
+    "(pid 42) at 2026-01-01T00:00:00Z\n"
+)
+UP_OUTPUT = "Updating (dev):\n\nResources:\n    + 2 created\n    ~ 1 updated\n    20 unchanged\n"
+PREVIEW_CLEAN = "Previewing update (dev):\n\nResources:\n    23 unchanged\n"
+PREVIEW_CHANGES = "Previewing update (dev):\n\nResources:\n    ~ 1 to update\n    22 unchanged\n"
+
+FAKE_PULUMI = textwrap.dedent(
+    """\
+    #!{python} -S
+    import json, os, sys
+
+    argv = sys.argv[1:]
+    stdin = sys.stdin.read()
+    words = [word for word in argv if not word.startswith("-")]
+    if argv[:1] == ["stack"] and "--show-name" in argv:
+        key = "stack --show-name"
+    elif words[:1] in (["stack"], ["config"], ["state"]):
+        key = " ".join(words[:2])
+    else:
+        key = words[0]
+    with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
+        log.write(json.dumps({{"argv": argv, "stdin": stdin, "cwd": os.getcwd()}}) + "\\n")
+
+    script = json.load(open(os.environ["FAKE_PULUMI_SCRIPT"]))
+    counters_path = os.environ["FAKE_PULUMI_SCRIPT"] + ".counters"
+    counters = json.load(open(counters_path)) if os.path.exists(counters_path) else {{}}
+    responses = script.get(key, [{{"exit": 0}}])
+    index = min(counters.get(key, 0), len(responses) - 1)
+    counters[key] = counters.get(key, 0) + 1
+    json.dump(counters, open(counters_path, "w"))
+    response = responses[index]
+    sys.stdout.write(response.get("stdout", ""))
+    sys.stderr.write(response.get("stderr", ""))
+    sys.exit(response.get("exit", 0))
+    """
+)
+
+
+def ok(stdout: str = "") -> dict[str, Any]:
+    return {"exit": 0, "stdout": stdout}
+
+
+def fail(stderr: str, code: int = 1, stdout: str = "") -> dict[str, Any]:
+    return {"exit": code, "stderr": stderr, "stdout": stdout}
+
+
+def export_with(*urns: str, pending: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    resources = [{"urn": urn, "type": urn.split("::")[2].split("$")[-1]} for urn in urns]
+    deployment: dict[str, Any] = {"resources": resources}
+    if pending:
+        deployment["pending_operations"] = pending
+    return ok(json.dumps({"version": 3, "deployment": deployment}))
+
+
+def default_script() -> dict[str, list[dict[str, Any]]]:
+    return {
+        "version": [ok("v3.272.0\n")],
+        "stack ls": [ok(json.dumps([{"name": "dev", "current": True}]))],
+        "stack select": [ok()],
+        "stack --show-name": [ok("dev\n")],
+        "config set": [ok()],
+        "stack export": [export_with(ENV_URN)],
+        "stack output": [ok(json.dumps({"ebEnvironmentName": "webapp-dev", "db": "[secret]"}))],
+        "preview": [ok(PREVIEW_CLEAN)],
+        "up": [ok(UP_OUTPUT)],
+        "refresh": [ok("Refreshing (dev):\n")],
+        "state delete": [ok("Resource deleted\n")],
+    }
+
+
+class FakePulumi:
+    """Handle on the fake CLI: its script, its call log and the runner's environment."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.bin_dir = tmp_path / "bin"
+        self.bin_dir.mkdir()
+        executable = self.bin_dir / "pulumi"
+        executable.write_text(FAKE_PULUMI.format(python=sys.executable))
+        executable.chmod(0o755)
+        self.script_path = tmp_path / "script.json"
+        self.log_path = tmp_path / "calls.jsonl"
+        self.script = default_script()
+
+    def respond(self, key: str, *responses: dict[str, Any]) -> None:
+        self.script[key] = list(responses)
+
+    def environ(self, **overrides: str) -> dict[str, str]:
+        import os
+
+        self.script_path.write_text(json.dumps(self.script))
+        environ = {
+            **os.environ,
+            "PATH": f"{self.bin_dir}:{os.environ['PATH']}",
+            "FAKE_PULUMI_SCRIPT": str(self.script_path),
+            "FAKE_PULUMI_LOG": str(self.log_path),
+            "PULUMI_ACTION": "up",
+            "PULUMI_STACK": "dev",
+            "PULUMI_BACKEND_URL": "s3://state",
+            "PULUMI_CONFIG_PASSPHRASE": "test-passphrase",
+            "RESULT_URI": f"s3://{RESULT_BUCKET}/{RESULT_KEY}",
+            "CONTROL_PLANE_REQUEST_ID": "r-1",
+        }
+        environ.update(overrides)
+        return environ
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        if not self.log_path.exists():
+            return []
+        return [json.loads(line) for line in self.log_path.read_text().splitlines()]
+
+    def argvs(self, command: str) -> list[list[str]]:
+        return [call["argv"] for call in self.calls if call["argv"][:1] == [command]]
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> FakePulumi:
+    return FakePulumi(tmp_path)
+
+
+@pytest.fixture
+def aws() -> Iterator[Any]:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=RESULT_BUCKET)
+        yield s3
+
+
+class Sleeps(list):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def run(fake: FakePulumi, aws: Any, **overrides: str) -> tuple[int, dict[str, Any], Sleeps]:
+    sleeps = Sleeps()
+    code = runner.main(fake.environ(**overrides), sleep=sleeps)
+    body = aws.get_object(Bucket=RESULT_BUCKET, Key=RESULT_KEY)["Body"].read()
+    return code, json.loads(body), sleeps
+
+
+# up ---------------------------------------------------------------------------------------
+
+
+def test_up_succeeds_and_writes_result(fake: FakePulumi, aws: Any) -> None:
+    code, result, _ = run(fake, aws)
+
+    assert code == 0
+    assert result["error"] is None
+    assert result["action"] == "up"
+    assert result["stack"] == "dev"
+    assert result["project"] == "webapp"
+    assert result["requestId"] == "r-1"
+    assert result["changes"] is True
+    assert result["summary"] == {"create": 2, "update": 1, "same": 20}
+    assert result["outputs"] == {"ebEnvironmentName": "webapp-dev"}
+    assert "pulumi up --yes --skip-preview --stack dev" in result["commands"]
+    assert result["durationSeconds"] >= 0
+
+
+def test_up_runs_in_infra_directory(fake: FakePulumi, aws: Any) -> None:
+    run(fake, aws)
+
+    assert {call["cwd"] for call in fake.calls} == {str(INFRA_DIR)}
+
+
+def test_up_checks_stack_around_each_operation(fake: FakePulumi, aws: Any) -> None:
+    run(fake, aws)
+    keys = [" ".join(w for w in call["argv"] if w in ("up", "--show-name")) for call in fake.calls]
+    up_index = keys.index("up")
+
+    assert keys[up_index - 1] == "--show-name"
+    assert keys[up_index + 1] == "--show-name"
+
+
+def test_up_failure_is_up_failed(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("up", fail("error: creating Elastic Beanstalk Environment (webapp-dev): boom"))
+
+    code, result, _ = run(fake, aws)
+
+    assert code == 1
+    assert result["error"]["name"] == "UpFailed"
+    assert "creating Elastic Beanstalk Environment" in result["error"]["message"]
+
+
+def test_locked_stack_retried_then_succeeds(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("up", fail(LOCK_ERROR), ok(UP_OUTPUT))
+
+    code, result, sleeps = run(fake, aws)
+
+    assert code == 0
+    assert result["error"] is None
+    assert len(fake.argvs("up")) == 2
+    assert sleeps == [10.0]
+
+
+def test_locked_stack_gives_stack_locked(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("up", fail(LOCK_ERROR))
+
+    code, result, sleeps = run(fake, aws, PULUMI_LOCK_RETRIES="3")
+
+    assert code == 1
+    assert result["error"]["name"] == "StackLocked"
+    assert "s3://state/.pulumi/locks/organization/webapp/dev/1b2c.json" in result["error"][
+        "message"
+    ]
+    assert "pulumi cancel --yes --stack dev" in result["error"]["message"]
+    assert len(fake.argvs("up")) == 4
+    assert sleeps == [10.0, 20.0, 40.0]
+
+
+def test_lock_retry_delay_from_environment(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("up", fail(LOCK_ERROR))
+
+    _, _, sleeps = run(fake, aws, PULUMI_LOCK_RETRIES="2", PULUMI_LOCK_RETRY_SECONDS="0")
+
+    assert sleeps == [0.0, 0.0]
+
+
+# check ------------------------------------------------------------------------------------
+
+
+def test_check_without_changes_skips_up(fake: FakePulumi, aws: Any) -> None:
+    code, result, _ = run(fake, aws, PULUMI_ACTION="check")
+
+    assert code == 0
+    assert result["changes"] is False
+    assert result["summary"] == {"same": 23}
+    assert fake.argvs("up") == []
+    assert fake.argvs("preview") == [
+        ["preview", "--refresh", "--diff", "--expect-no-changes", "--stack", "dev"]
+    ]
+
+
+def test_check_with_changes_runs_up(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("preview", fail("error: no changes were expected", 7, PREVIEW_CHANGES))
+
+    code, result, _ = run(fake, aws, PULUMI_ACTION="check")
+
+    assert code == 0
+    assert result["changes"] is True
+    assert fake.argvs("up") == [["up", "--yes", "--skip-preview", "--refresh", "--stack", "dev"]]
+
+
+def test_check_preview_error_is_preview_failed(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("preview", fail("error: failed to load plugin aws", 1))
+
+    code, result, _ = run(fake, aws, PULUMI_ACTION="check")
+
+    assert code == 1
+    assert result["error"]["name"] == "PreviewFailed"
+    assert "failed to load plugin aws" in result["error"]["message"]
+    assert fake.argvs("up") == []
+
+
+def test_check_preview_crash_never_runs_up(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("preview", fail("panic: runtime error", 255))
+
+    code, result, _ = run(fake, aws, PULUMI_ACTION="check")
+
+    assert code == 1
+    assert result["error"]["name"] == "PreviewFailed"
+    assert fake.argvs("up") == []
+
+
+def test_check_missing_config_is_configuration_missing(fake: FakePulumi, aws: Any) -> None:
+    diagnostic = (
+        "Diagnostics:\n  pulumi:pulumi:Stack (webapp-dev):\n    error: Missing required "
+        "secret config key 'db:password' for stack 'dev'\n"
+    )
+    fake.respond("preview", fail("error: preview failed", 1, diagnostic))
+
+    code, result, _ = run(fake, aws, PULUMI_ACTION="check")
+
+    assert result["error"]["name"] == "ConfigurationMissing"
+    assert "db:password" in result["error"]["message"]
+    assert fake.argvs("up") == []
+
+
+# recover ----------------------------------------------------------------------------------
+
+
+def test_recover_refresh_drops_environment(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("stack export", export_with(ENV_URN), export_with(ENV_URN), export_with())
+
+    code, result, _ = run(fake, aws, PULUMI_ACTION="recover")
+
+    assert code == 0
+    assert fake.argvs("refresh") == [["refresh", "--yes", "--target", ENV_URN, "--stack", "dev"]]
+    assert fake.argvs("state") == []
+    assert len(fake.argvs("up")) == 1
+    assert result["changes"] is True
+
+
+def test_recover_deletes_environment_still_in_state(fake: FakePulumi, aws: Any) -> None:
+    code, result, _ = run(fake, aws, PULUMI_ACTION="recover")
+
+    assert code == 0
+    assert fake.argvs("state") == [["state", "delete", ENV_URN, "--force", "--yes", "--stack", "dev"]]
+    assert len(fake.argvs("up")) == 1
+
+
+def test_recover_protected_state_delete_fails(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("refresh", fail("error: refreshing failed"))
+    fake.respond(
+        "state delete",
+        fail(
+            f"error: {ENV_URN} can't be safely deleted because it is protected. Re-run this "
+            "command with --force to force deletion"
+        ),
+    )
+
+    code, result, _ = run(fake, aws, PULUMI_ACTION="recover")
+
+    assert code == 1
+    assert result["error"]["name"] == "UpFailed"
+    assert ENV_URN in result["error"]["message"]
+    assert "protected" in result["error"]["message"]
+    assert fake.argvs("up") == []
+
+
+def test_recover_without_environment_runs_up(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("stack export", export_with())
+
+    code, _, _ = run(fake, aws, PULUMI_ACTION="recover")
+
+    assert code == 0
+    assert fake.argvs("refresh") == []
+    assert len(fake.argvs("up")) == 1
+
+
+def test_pending_creates_cleared_before_action(fake: FakePulumi, aws: Any) -> None:
+    pending = [{"type": "creating", "resource": {"urn": ENV_URN}}]
+    fake.respond("stack export", export_with(pending=pending), export_with())
+
+    code, _, _ = run(fake, aws)
+
+    assert code == 0
+    assert fake.argvs("refresh") == [
+        ["refresh", "--yes", "--clear-pending-creates", "--stack", "dev"]
+    ]
+
+
+# secrets ----------------------------------------------------------------------------------
+
+
+def test_secret_set_through_stdin(
+    fake: FakePulumi, aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "s3cr3t-value-1234"
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name="/control-plane/dev/db-password", Value=secret, Type="SecureString"
+    )
+
+    code, result, _ = run(
+        fake, aws, PULUMI_SECRETS=json.dumps({"db:password": "/control-plane/dev/db-password"})
+    )
+
+    config_calls = [call for call in fake.calls if call["argv"][:2] == ["config", "set"]]
+    assert code == 0
+    assert config_calls[0]["argv"] == ["config", "set", "--secret", "db:password", "--stack", "dev"]
+    assert config_calls[0]["stdin"] == secret
+    assert all(secret not in " ".join(call["argv"]) for call in fake.calls)
+    assert secret not in capsys.readouterr().out
+    assert secret not in json.dumps(result)
+
+
+def test_missing_secret_is_configuration_missing(fake: FakePulumi, aws: Any) -> None:
+    parameter = "/control-plane/dev/db-password"
+
+    code, result, _ = run(fake, aws, PULUMI_SECRETS=json.dumps({"db:password": parameter}))
+
+    message = result["error"]["message"]
+    assert code == 1
+    assert result["error"]["name"] == "ConfigurationMissing"
+    assert "db:password" in message
+    assert f"aws ssm put-parameter --type SecureString --name {parameter}" in message
+    assert fake.argvs("up") == []
+    assert fake.argvs("preview") == []
+
+
+def test_invalid_secrets_json_rejected(fake: FakePulumi, aws: Any) -> None:
+    code, result, _ = run(fake, aws, PULUMI_SECRETS="{not json")
+
+    assert code == 1
+    assert result["error"]["name"] == "ConfigurationMissing"
+    assert "PULUMI_SECRETS" in result["error"]["message"]
+    assert fake.calls == []
+
+
+# stack selection --------------------------------------------------------------------------
+
+
+def test_wrong_stack_selected_refused(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("stack --show-name", ok("prod\n"))
+
+    code, result, _ = run(fake, aws)
+
+    assert code == 1
+    assert result["error"]["name"] == "StackNotSelected"
+    assert "'dev'" in result["error"]["message"]
+    assert "'prod'" in result["error"]["message"]
+    assert fake.argvs("up") == []
+
+
+def test_stack_switched_during_run_detected(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("stack --show-name", ok("dev\n"), ok("dev\n"), ok("prod\n"))
+
+    code, result, _ = run(fake, aws)
+
+    assert code == 1
+    assert result["error"]["name"] == "StackNotSelected"
+    assert "after `pulumi up`" in result["error"]["message"]
+
+
+def test_missing_stack_created_from_stack_file(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("stack ls", ok("[]"))
+
+    code, _, _ = run(fake, aws)
+
+    assert code == 0
+    assert fake.argvs("stack")[1] == ["stack", "select", "--create", "dev"]
+
+
+def test_unknown_stack_refused(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("stack ls", ok("[]"))
+
+    code, result, _ = run(fake, aws, PULUMI_STACK="qa")
+
+    assert code == 1
+    assert result["error"]["name"] == "StackNotSelected"
+    assert "Pulumi.qa.yaml" in result["error"]["message"]
+
+
+def test_stack_select_failure_refused(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("stack select", fail("error: no stack named 'dev' found", 6))
+
+    code, result, _ = run(fake, aws)
+
+    assert result["error"]["name"] == "StackNotSelected"
+    assert fake.argvs("up") == []
+
+
+# build environment ------------------------------------------------------------------------
+
+
+def test_cli_version_mismatch_refused(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("version", ok("v3.100.0\n"))
+
+    code, result, _ = run(fake, aws)
+
+    assert code == 1
+    assert result["error"]["name"] == "ConfigurationMissing"
+    assert "v3.100.0" in result["error"]["message"]
+    assert "3.272.0" in result["error"]["message"]
+
+
+def test_invalid_action_still_writes_result(fake: FakePulumi, aws: Any) -> None:
+    code, result, _ = run(fake, aws, PULUMI_ACTION="destroy")
+
+    assert code == 1
+    assert result["error"]["name"] == "ConfigurationMissing"
+    assert "PULUMI_ACTION" in result["error"]["message"]
+    assert result["commands"] == []
+
+
+def test_missing_passphrase_refused(fake: FakePulumi, aws: Any) -> None:
+    environ = fake.environ()
+    environ.pop("PULUMI_CONFIG_PASSPHRASE")
+
+    code = runner.main(environ, sleep=Sleeps())
+    result = json.loads(aws.get_object(Bucket=RESULT_BUCKET, Key=RESULT_KEY)["Body"].read())
+
+    assert code == 1
+    assert result["error"]["name"] == "ConfigurationMissing"
+    assert "PULUMI_CONFIG_PASSPHRASE" in result["error"]["message"]
+
+
+def test_invalid_result_uri_exits_one(fake: FakePulumi, aws: Any) -> None:
+    code = runner.main(fake.environ(RESULT_URI="not-a-uri"), sleep=Sleeps())
+
+    assert code == 1
+
+
+# summary parsing --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        (UP_OUTPUT, {"create": 2, "update": 1, "same": 20}),
+        (PREVIEW_CHANGES, {"update": 1, "same": 22}),
+        ("Resources:\n    - 1 to delete\n    +-1 to replace\n", {"delete": 1, "replace": 1}),
+        ("no summary here", {}),
+    ],
+)
+def test_change_summary_parsed(output: str, expected: dict[str, int]) -> None:
+    assert parse_change_summary(output) == expected
+
+
+# pinned versions and build spec -----------------------------------------------------------
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==", 1)
+            pins[name.strip()] = version.strip()
+    return pins
+
+
+def test_versions_match_requirements() -> None:
+    from runner_lib.settings import read_versions
+
+    versions = read_versions(INFRA_DIR / "versions.env")
+
+    assert versions["PULUMI_AWS_PLUGIN_VERSION"] == _pins()["pulumi-aws"]
+    assert versions["PULUMI_VERSION"] == _pins()["pulumi"]
+    assert versions["PULUMI_AWSX_PLUGIN_VERSION"] == "2.22.0"
+
+
+def test_buildspec_pins_install_and_runs_runner() -> None:
+    spec = yaml.safe_load((INFRA_DIR / "buildspec.yml").read_text())
+    install = "\n".join(spec["phases"]["install"]["commands"])
+    build = "\n".join(spec["phases"]["build"]["commands"])
+
+    assert spec["version"] == 0.2
+    assert "set -euo pipefail" in install
+    assert "bash infra/install-pulumi.sh" in install
+    assert "set -euo pipefail" in build
+    assert "python infra/runner.py" in build
+    assert "install-pulumi" not in build
+
+
+def test_install_script_fails_on_refused_download() -> None:
+    script = (INFRA_DIR / "install-pulumi.sh").read_text()
+
+    assert "set -euo pipefail" in script
+    assert "curl -fsSL" in script
+    assert 'source "${infra_dir}/versions.env"' in script
+    assert re.search(r"plugin install resource aws \"v\$\{PULUMI_AWS_PLUGIN_VERSION\}\"|"
+                     r"install_plugin aws \"\$\{PULUMI_AWS_PLUGIN_VERSION\}\"", script)
+    assert 'install_plugin awsx "${PULUMI_AWSX_PLUGIN_VERSION}"' in script
