@@ -38,15 +38,14 @@ def outcome_of(failure: dict[str, Any] | None) -> str:
 
 
 def build_record(state: dict[str, Any], execution_arn: str, execution_name: str) -> dict[str, Any]:
-    request = state.get("request") or state.get("input") or {}
-    if not isinstance(request, dict):
-        request = {}
+    # Before validation succeeds there is no $.request: the raw input is the state itself.
+    request = state.get("request") or state
     failure = state.get("failure")
     inspection = state.get("inspection") or {}
     deployment = state.get("deployment") or {}
     record = {
-        "environment": str(request.get("environment") or "unknown"),
-        "requestId": str(request.get("requestId") or execution_name),
+        "environment": str(request.get("environment") or "unknown")[:64],
+        "requestId": str(request.get("requestId") or execution_name)[:128],
         "version": request.get("version"),
         "previousVersion": deployment.get("previousVersion"),
         "trigger": request.get("trigger"),

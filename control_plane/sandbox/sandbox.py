@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import threading
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ from .moto_patches import install_patches
 from .template import REPO_ROOT, SandboxResources, load_resources, synthesize
 
 ACCOUNT_ID = "123456789012"
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# The sandbox running in this process, if any; moto's backends allow only one.
+_running: Sandbox | None = None
 REGION = "us-east-1"
 LOG = logging.getLogger(__name__)
 
@@ -83,6 +87,13 @@ class Sandbox:
         self.stop()
 
     def start(self) -> None:
+        global _running
+        if _running is not None:
+            raise RuntimeError(
+                "a sandbox already runs in this process; moto's state is per process, "
+                "so stop it before starting another"
+            )
+        _running = self
         work_dir = self.options.work_dir
         work_dir.mkdir(parents=True, exist_ok=True)
         template = synthesize(self.options.cache_dir)
@@ -91,11 +102,15 @@ class Sandbox:
         for noisy in ("werkzeug", "moto.stepfunctions.parser"):
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
         self._start_server()
+        self._reset_moto()
         self._set_process_environment()
         self._build_simulators()
         self._provision()
 
     def stop(self) -> None:
+        global _running
+        if _running is self:
+            _running = None
         eb = getattr(self, "eb", None)
         if eb is not None:
             eb.shutdown()
@@ -134,6 +149,12 @@ class Sandbox:
             target=self._server.serve_forever, daemon=True, name="sandbox-server"
         )
         self._thread.start()
+
+    def _reset_moto(self) -> None:
+        """Start from empty backends: moto keeps its state per process, not per server."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with _NO_PROXY.open(request, timeout=30):
+            pass
 
     def _set_process_environment(self) -> None:
         """Point this process's AWS clients (the task handlers run here) at the sandbox."""

@@ -58,10 +58,13 @@ class BackendUrl:
 class DiyBackend:
     """State storage for one project's stacks in an S3 bucket."""
 
-    def __init__(self, url: BackendUrl, project: str, s3: Any) -> None:
+    def __init__(
+        self, url: BackendUrl, project: str, s3: Any, *, write_backups: bool = True
+    ) -> None:
         self.url = url
         self.project = project
         self._s3 = s3
+        self._write_backups = write_backups
         self._lock_id = str(uuid.uuid4())
 
     # Paths ---------------------------------------------------------------------------
@@ -163,8 +166,10 @@ class DiyBackend:
 
     def write_backup(self, stack: str) -> None:
         """Copy the checkpoint to `.pulumi/backups/...`, as the CLI does after an update."""
+        if not self._write_backups:
+            return
         body = self._get(self.stack_key(stack))
-        if body is None or os.environ.get("PULUMI_DIY_BACKEND_DISABLE_CHECKPOINT_BACKUPS"):
+        if body is None:
             return
         key = self._key(f".pulumi/backups/{self.project}/{stack}/{stack}.{time.time_ns()}.json")
         self._put(key, body)

@@ -53,7 +53,13 @@ class EngineContext:
             )
         parsed = BackendUrl.parse(url)
         s3 = self.clients.client("s3", parsed.region or default_region(self.environ))
-        backend = DiyBackend(parsed, self.project.name, s3)
+        disable_backups = self.environ.get("PULUMI_DIY_BACKEND_DISABLE_CHECKPOINT_BACKUPS", "")
+        backend = DiyBackend(
+            parsed,
+            self.project.name,
+            s3,
+            write_backups=disable_backups.lower() not in ("1", "true"),
+        )
         backend.ensure_layout()
         return backend
 

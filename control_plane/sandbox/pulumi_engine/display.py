@@ -85,9 +85,26 @@ class Display:
         self.line(f" {SYMBOLS[op]:<2} {display_type(type_token)} {name} {verb}{suffix}")
         if self.show_diff and changed and old is not None and new is not None:
             for key in changed:
-                before = format_value(old[key]) if key in old else "undefined"
-                after = format_value(new[key]) if key in new else "undefined"
-                self.line(f"      ~ {key}: {before} => {after}")
+                self._property_diff(key, old.get(key), new.get(key), key in old, key in new)
+
+    def _property_diff(
+        self, key: str, before: Any, after: Any, had_before: bool, has_after: bool
+    ) -> None:
+        if isinstance(before, list) and isinstance(after, list):
+            # Lists (such as EB option settings) show the elements removed and added.
+            self.line(f"      ~ {key}:")
+            old_items = [format_value(item) for item in before]
+            new_items = [format_value(item) for item in after]
+            for item in old_items:
+                if item not in new_items:
+                    self.line(f"          - {item}")
+            for item in new_items:
+                if item not in old_items:
+                    self.line(f"          + {item}")
+            return
+        old_text = format_value(before) if had_before else "undefined"
+        new_text = format_value(after) if has_after else "undefined"
+        self.line(f"      ~ {key}: {old_text} => {new_text}")
 
     def outputs(self, outputs: dict[str, Any]) -> None:
         if not outputs:
