@@ -37,7 +37,7 @@ def test_unknown_error_routes_to_unexpected() -> None:
 
 def test_invalid_request_is_keyed_by_execution_name() -> None:
     state = {
-        "input": {"environment": "dev"},
+        "environment": "dev",
         "failure": {"Error": "InvalidRequest", "Cause": "bad"},
     }
 
