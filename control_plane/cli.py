@@ -134,14 +134,14 @@ def _aws_target(region: str | None) -> Target:
     )
 
 
-def _resolve_bundle(target: Target, environment: str, bundle: str) -> str:
+def _build_local_bundle(bundle: str) -> bytes | None:
+    """Zip an app folder (None for an s3:// URI); fails before anything is started."""
     if bundle.startswith("s3://"):
-        return bundle
+        return None
     try:
-        data = build_bundle(Path(bundle))
+        return build_bundle(Path(bundle))
     except BundleError as error:
         raise CliError(f"bundle rejected: {error}") from None
-    return upload_bundle(target.s3, target.bundle_bucket, environment, data)
 
 
 def _ledger_record(target: Target, environment: str, request_id: str) -> dict[str, Any]:
@@ -197,7 +197,12 @@ def run_deployment(
     """Start one deployment, stream its states, print a summary; return the exit status."""
     started = time.monotonic()
     virtual_start = target.virtual_seconds()
-    uri = _resolve_bundle(target, environment, bundle)
+    data = _build_local_bundle(bundle)
+    uri = (
+        bundle
+        if data is None
+        else upload_bundle(target.s3, target.bundle_bucket, environment, data)
+    )
     request = {
         "environment": environment,
         "version": version,
@@ -299,6 +304,7 @@ def deploy(
     output: str,
 ) -> None:
     """Deploy VERSION of the app to ENVIRONMENT and wait for the outcome."""
+    _build_local_bundle(bundle)
     target = _sandbox_target(start=True) if sandbox else _aws_target(region)
     request_id = request_id or f"cli-{uuid.uuid4().hex[:12]}"
     try:

@@ -1,7 +1,6 @@
 """Pulumi program of the web app: one stack per environment (dev, staging, prod)."""
 
 import pulumi
-
 from webapp.database import Database, DatabaseArgs
 from webapp.environment import BeanstalkEnvironment, BeanstalkEnvironmentArgs
 from webapp.iam import BeanstalkRoles, BeanstalkRolesArgs

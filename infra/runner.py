@@ -74,7 +74,7 @@ def main(
         Runner(settings, cli, ssm, INFRA_DIR, versions["PULUMI_VERSION"], document).run()
     except RunnerError as error:
         document.error = error
-    except Exception as error:  # noqa: BLE001 (every failure must reach the result document)
+    except Exception as error:
         logger.exception("unexpected runner failure")
         failure = PreviewFailed if document.action == "check" else UpFailed
         document.error = failure(f"unexpected runner failure: {error!r}")
@@ -85,14 +85,19 @@ def main(
     if document.error is not None:
         logger.error("%s: %s", document.error.name, document.error)
     else:
-        logger.info("%s of stack %s succeeded (changes: %s)",
-                    document.action, document.stack, document.changes)
+        logger.info(
+            "%s of stack %s succeeded (changes: %s)",
+            document.action,
+            document.stack,
+            document.changes,
+        )
 
     try:
         document.write(client_factory("s3"), environ.get("RESULT_URI", ""))
     except (RunnerError, ClientError, BotoCoreError) as error:
-        logger.error("could not write the result document to %r: %s",
-                     environ.get("RESULT_URI", ""), error)
+        logger.error(
+            "could not write the result document to %r: %s", environ.get("RESULT_URI", ""), error
+        )
         return 1
     logger.info("result document written to %s", environ["RESULT_URI"])
     return 0 if document.error is None else 1

@@ -129,7 +129,9 @@ class Runner:
         """Copy each secret from SSM into the stack config; the value goes through stdin."""
         for key, parameter in sorted(self.settings.secrets.items()):
             value = self._read_parameter(key, parameter)
-            result = self.cli.run("config", "set", "--secret", key, "--stack", self.stack, stdin=value)
+            result = self.cli.run(
+                "config", "set", "--secret", key, "--stack", self.stack, stdin=value
+            )
             if not result.ok:
                 raise ConfigurationMissing(
                     f"`pulumi config set --secret {key}` failed: {result.error_text()}"
@@ -137,7 +139,9 @@ class Runner:
             logger.info("secret config key %s set from SSM parameter %s", key, parameter)
 
     def _read_parameter(self, key: str, parameter: str) -> str:
-        put_command = f"aws ssm put-parameter --type SecureString --name {parameter} --value <value>"
+        put_command = (
+            f"aws ssm put-parameter --type SecureString --name {parameter} --value <value>"
+        )
         try:
             response = self.ssm.get_parameter(Name=parameter, WithDecryption=True)
         except ClientError as error:
@@ -179,9 +183,14 @@ class Runner:
         ]
         if not pending:
             return
-        logger.warning("clearing %d pending create(s) left by an interrupted run: %s",
-                       len(pending), ", ".join(pending))
-        result = self.run_operation("refresh", "--yes", "--clear-pending-creates", "--stack", self.stack)
+        logger.warning(
+            "clearing %d pending create(s) left by an interrupted run: %s",
+            len(pending),
+            ", ".join(pending),
+        )
+        result = self.run_operation(
+            "refresh", "--yes", "--clear-pending-creates", "--stack", self.stack
+        )
         if not result.ok:
             self._raise_failure(result, "`pulumi refresh --clear-pending-creates`")
 
@@ -266,7 +275,8 @@ class Runner:
         return result
 
     def export_state(self) -> dict[str, Any]:
-        exported = self.cli.run("stack", "export", "--stack", self.stack)
+        # The export is the whole state: parsed here, not copied to the build log.
+        exported = self.cli.run("stack", "export", "--stack", self.stack, echo=False)
         if not exported.ok:
             raise self.failure(f"`pulumi stack export` failed: {exported.error_text()}")
         try:

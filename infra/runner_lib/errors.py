@@ -9,31 +9,31 @@ class RunnerError(Exception):
     name = "RunnerError"
 
 
-class StackLocked(RunnerError):  # noqa: N818 (the workflow's error name)
+class StackLocked(RunnerError):
     """Another Pulumi run held the stack's lock through every retry."""
 
     name = "StackLocked"
 
 
-class PreviewFailed(RunnerError):  # noqa: N818
+class PreviewFailed(RunnerError):
     """`pulumi preview` failed for a reason other than proposed changes."""
 
     name = "PreviewFailed"
 
 
-class UpFailed(RunnerError):  # noqa: N818
+class UpFailed(RunnerError):
     """`pulumi up`, or a recovery step before it, failed."""
 
     name = "UpFailed"
 
 
-class StackNotSelected(RunnerError):  # noqa: N818
+class StackNotSelected(RunnerError):
     """The stack could not be selected, or another stack was selected."""
 
     name = "StackNotSelected"
 
 
-class ConfigurationMissing(RunnerError):  # noqa: N818
+class ConfigurationMissing(RunnerError):
     """Required configuration (environment, secret, CLI version) is missing or invalid."""
 
     name = "ConfigurationMissing"

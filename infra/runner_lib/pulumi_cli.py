@@ -4,7 +4,6 @@ and retries a command that finds the stack locked."""
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import threading
 from collections.abc import Callable
@@ -68,12 +67,15 @@ class PulumiCli:
         self.sleep = sleep
         self.commands: list[str] = []
 
-    def run(self, *args: str, stdin: str | None = None) -> CommandResult:
-        """Run one command. `stdin` is written to the process and never logged."""
+    def run(self, *args: str, stdin: str | None = None, echo: bool = True) -> CommandResult:
+        """Run one command. `stdin` is written to the process and never logged.
+
+        With `echo`, the command's output is copied to the build log as it arrives.
+        """
         self.commands.append(" ".join(("pulumi", *args)))
         logger.info("running: pulumi %s", " ".join(args))
         try:
-            process = subprocess.Popen(  # noqa: S603 (fixed executable, arguments from code)
+            process = subprocess.Popen(
                 ["pulumi", *args],
                 cwd=self.project_dir,
                 env=self.environ,
@@ -91,8 +93,8 @@ class PulumiCli:
         stdout_lines: list[str] = []
         stderr_lines: list[str] = []
         readers = [
-            threading.Thread(target=_pump, args=(process.stdout, stdout_lines), daemon=True),
-            threading.Thread(target=_pump, args=(process.stderr, stderr_lines), daemon=True),
+            threading.Thread(target=_pump, args=(process.stdout, stdout_lines, echo), daemon=True),
+            threading.Thread(target=_pump, args=(process.stderr, stderr_lines, True), daemon=True),
         ]
         for reader in readers:
             reader.start()
@@ -139,11 +141,12 @@ class PulumiCli:
         )
 
 
-def _pump(stream: IO[str], sink: list[str]) -> None:
-    """Copy a child's output line by line to the build log and to `sink`."""
+def _pump(stream: IO[str], sink: list[str], echo: bool) -> None:
+    """Copy a child's output line by line to `sink`, and to the build log with `echo`."""
     for line in stream:
         sink.append(line)
-        print(line, end="", flush=True)
+        if echo:
+            print(line, end="", flush=True)
     stream.close()
 
 
@@ -159,4 +162,4 @@ def _stack_argument(args: tuple[str, ...]) -> str:
     for flag in ("--stack", "-s"):
         if flag in args and args.index(flag) + 1 < len(args):
             return args[args.index(flag) + 1]
-    return os.environ.get("PULUMI_STACK", "<stack>")
+    return "<stack>"

@@ -9,6 +9,7 @@ for the duration of this module; they record the update and mark the environment
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import shutil
@@ -100,6 +101,16 @@ def endpoint() -> Iterator[str]:
             server.stop()
 
 
+@functools.cache
+def _shared_salt() -> str:
+    return new_salt_state(PASSPHRASE)
+
+
+@functools.cache
+def _test_client(endpoint: str, service: str) -> Any:
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1")
+
+
 @dataclass
 class Result:
     code: int
@@ -118,6 +129,9 @@ class Engine:
             self.project_dir,
             ignore=shutil.ignore_patterns("__pycache__", "runner*", "*.sh", "buildspec.yml"),
         )
+        # One salt for every test: deriving a key costs 1,000,000 PBKDF2 rounds, and the
+        # engine caches derived keys per process.
+        self.set_config_file("encryptionsalt", _shared_salt())
         self.bucket = f"state-{uuid.uuid4().hex[:8]}"
         self.environ = {
             "AWS_ENDPOINT_URL": endpoint,
@@ -133,7 +147,7 @@ class Engine:
         self.s3.create_bucket(Bucket=self.bucket)
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1")
+        return _test_client(self.endpoint, service)
 
     def run(self, *args: str, stdin: str = "", **environ: str) -> Result:
         stdout, stderr = io.StringIO(), io.StringIO()
@@ -155,7 +169,7 @@ class Engine:
         self.ok("config", "set", "--secret", "db:password", stdin=SECRET)
         return self.ok("up", "--yes", "--skip-preview")
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         response = self.s3.list_objects_v2(Bucket=self.bucket)
         return sorted(item["Key"] for item in response.get("Contents", []))
 
@@ -171,6 +185,12 @@ class Engine:
 
     def resources(self) -> dict[str, dict[str, Any]]:
         return {r["urn"]: r for r in self.checkpoint()["checkpoint"]["latest"]["resources"]}
+
+    def set_config_file(self, key: str, value: str) -> None:
+        path = self.project_dir / "Pulumi.dev.yaml"
+        data = yaml.safe_load(path.read_text())
+        data[key] = value
+        path.write_text(yaml.safe_dump(data))
 
     def set_config(self, key: str, value: str) -> None:
         path = self.project_dir / "Pulumi.dev.yaml"
@@ -230,13 +250,15 @@ def test_version_prints_sdk_version(engine: Engine) -> None:
 
 def test_up_writes_state_in_pulumi_layout(engine: Engine) -> None:
     engine.deploy()
-    keys = engine.keys()
+    keys = engine.object_keys()
 
     assert engine.read(".pulumi/meta.yaml") == b"version: 1\n"
     assert ".pulumi/stacks/webapp/dev.json" in keys
     assert ".pulumi/stacks/webapp/dev.json.bak" in keys
-    assert any(k.startswith(".pulumi/history/webapp/dev/dev-") and k.endswith(".history.json")
-               for k in keys)
+    assert any(
+        k.startswith(".pulumi/history/webapp/dev/dev-") and k.endswith(".history.json")
+        for k in keys
+    )
     assert any(k.endswith(".checkpoint.json") for k in keys)
     assert any(k.startswith(".pulumi/backups/webapp/dev/dev.") for k in keys)
     assert not any(k.startswith(".pulumi/locks/") for k in keys)
@@ -377,9 +399,7 @@ def test_preview_after_config_change_exits_7(engine: Engine) -> None:
     assert "error: no changes were expected for preview but changes were proposed" in (
         result.stderr
     )
-    assert "aws:elasticbeanstalk:Environment webapp-dev update [diff: ~settings]" in (
-        result.stdout
-    )
+    assert "aws:elasticbeanstalk:Environment webapp-dev update [diff: ~settings]" in (result.stdout)
     assert '"/status"' in result.stdout
     assert engine.checkpoint() == checkpoint_before
 
@@ -558,9 +578,7 @@ def test_state_delete_refuses_with_dependents(engine: Engine) -> None:
     result = engine.run("state", "delete", APP_URN, "--yes")
 
     assert result.code == 1
-    assert "can't be safely deleted because the following resources depend on it" in (
-        result.stderr
-    )
+    assert "can't be safely deleted because the following resources depend on it" in (result.stderr)
     assert ENV_URN in result.stderr
     assert "--target-dependents" in result.stderr
     assert APP_URN in engine.resources()
@@ -581,8 +599,12 @@ def test_state_delete_unknown_urn(engine: Engine) -> None:
 def test_lock_file_blocks_up_with_cli_message(engine: Engine) -> None:
     engine.deploy()
     lock_key = ".pulumi/locks/organization/webapp/dev/8f0c7a52-2b1e-4c1e-9d2a-1f6f3c3d9a10.json"
-    content = {"pid": 4242, "username": "ci", "hostname": "builder",
-               "timestamp": "2026-01-01T00:00:00.123456789Z"}
+    content = {
+        "pid": 4242,
+        "username": "ci",
+        "hostname": "builder",
+        "timestamp": "2026-01-01T00:00:00.123456789Z",
+    }
     engine.s3.put_object(Bucket=engine.bucket, Key=lock_key, Body=json.dumps(content).encode())
     before = engine.checkpoint()
 
@@ -596,7 +618,7 @@ def test_lock_file_blocks_up_with_cli_message(engine: Engine) -> None:
         "2026-01-01T00:00:00Z\n"
     )
     assert engine.checkpoint() == before
-    assert [k for k in engine.keys() if k.startswith(".pulumi/locks/")] == [lock_key]
+    assert [k for k in engine.object_keys() if k.startswith(".pulumi/locks/")] == [lock_key]
 
 
 @pytest.mark.parametrize("command", [("refresh", "--yes"), ("state", "delete", ENV_URN, "--yes")])
@@ -619,7 +641,7 @@ def test_cancel_removes_locks(engine: Engine) -> None:
     result = engine.ok("cancel", "--yes")
 
     assert result.stdout.strip() == "The currently running update for 'dev' has been canceled!"
-    assert not any(k.startswith(".pulumi/locks/") for k in engine.keys())
+    assert not any(k.startswith(".pulumi/locks/") for k in engine.object_keys())
     assert engine.run("up", "--yes", "--skip-preview").code == 0
 
 
@@ -629,7 +651,7 @@ def test_cancel_removes_locks(engine: Engine) -> None:
 def test_no_plaintext_secret_anywhere(engine: Engine) -> None:
     results = [engine.deploy(), engine.ok("stack", "export"), engine.ok("preview", "--diff")]
 
-    for key in engine.keys():
+    for key in engine.object_keys():
         assert SECRET.encode() not in engine.read(key), key
     assert SECRET not in (engine.project_dir / "Pulumi.dev.yaml").read_text()
     for result in results:

@@ -85,7 +85,7 @@ class _RecordingMonitor(mocks.MockMonitor):
         super().__init__(_Mocks())
         self.run = run
 
-    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+    def RegisterResource(self, request):
         response = super().RegisterResource(request)
         if request.custom:
             from pulumi.runtime import rpc
@@ -126,9 +126,7 @@ def run_program(stack: str, config: dict[str, str], secret_keys: list[str]) -> P
     set_all_config(config, secret_keys)
     sys.path.insert(0, str(INFRA_DIR))
     try:
-        _sync_await(
-            run_pulumi_func(lambda: runpy.run_path(str(INFRA_DIR / "__main__.py")))
-        )
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(INFRA_DIR / "__main__.py"))))
         root = settings.get_root_resource()
         run.exports = _sync_await(_resolve(root.outputs))
     finally:
@@ -153,7 +151,7 @@ def program(stack: str) -> ProgramRun:
 
 def _is_taggable(type_token: str) -> bool:
     """Whether the pulumi-aws resource class for this type accepts `tags`."""
-    package, module_path, class_name = type_token.split(":")
+    _, module_path, class_name = type_token.split(":")
     module = importlib.import_module(f"pulumi_aws.{module_path.split('/')[0]}")
     resource_class = getattr(module, class_name)
     return "tags" in inspect.signature(resource_class._internal_init).parameters
@@ -319,8 +317,12 @@ def test_bucket_blocks_public_access(program: ProgramRun) -> None:
     block = program.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
     ownership = program.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
 
-    for flag in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
-                 "restrictPublicBuckets"):
+    for flag in (
+        "blockPublicAcls",
+        "blockPublicPolicy",
+        "ignorePublicAcls",
+        "restrictPublicBuckets",
+    ):
         assert block.inputs[flag] is True, flag
     assert ownership.inputs["rule"]["objectOwnership"] == "BucketOwnerEnforced"
 

@@ -29,7 +29,10 @@ from runner_lib.result import parse_change_summary  # noqa: E402
 
 RESULT_BUCKET = "control-plane-results"
 RESULT_KEY = "runs/r-1.json"
-ENV_URN = "urn:pulumi:dev::webapp::webapp:beanstalk:BeanstalkEnvironment$aws:elasticbeanstalk/environment:Environment::webapp-dev"
+ENV_URN = (
+    "urn:pulumi:dev::webapp::webapp:beanstalk:BeanstalkEnvironment"
+    "$aws:elasticbeanstalk/environment:Environment::webapp-dev"
+)
 LOCK_ERROR = (
     "error: the stack is currently locked by 1 lock(s). Either wait for the other "
     "process(es) to end or delete the lock file with `pulumi cancel`.\n"
@@ -236,9 +239,9 @@ def test_locked_stack_gives_stack_locked(fake: FakePulumi, aws: Any) -> None:
 
     assert code == 1
     assert result["error"]["name"] == "StackLocked"
-    assert "s3://state/.pulumi/locks/organization/webapp/dev/1b2c.json" in result["error"][
-        "message"
-    ]
+    assert (
+        "s3://state/.pulumi/locks/organization/webapp/dev/1b2c.json" in result["error"]["message"]
+    )
     assert "pulumi cancel --yes --stack dev" in result["error"]["message"]
     assert len(fake.argvs("up")) == 4
     assert sleeps == [10.0, 20.0, 40.0]
@@ -307,6 +310,7 @@ def test_check_missing_config_is_configuration_missing(fake: FakePulumi, aws: An
 
     code, result, _ = run(fake, aws, PULUMI_ACTION="check")
 
+    assert code == 1
     assert result["error"]["name"] == "ConfigurationMissing"
     assert "db:password" in result["error"]["message"]
     assert fake.argvs("up") == []
@@ -331,7 +335,10 @@ def test_recover_deletes_environment_still_in_state(fake: FakePulumi, aws: Any) 
     code, result, _ = run(fake, aws, PULUMI_ACTION="recover")
 
     assert code == 0
-    assert fake.argvs("state") == [["state", "delete", ENV_URN, "--force", "--yes", "--stack", "dev"]]
+    assert result["changes"] is True
+    assert fake.argvs("state") == [
+        ["state", "delete", ENV_URN, "--force", "--yes", "--stack", "dev"]
+    ]
     assert len(fake.argvs("up")) == 1
 
 
@@ -472,6 +479,7 @@ def test_stack_select_failure_refused(fake: FakePulumi, aws: Any) -> None:
 
     code, result, _ = run(fake, aws)
 
+    assert code == 1
     assert result["error"]["name"] == "StackNotSelected"
     assert fake.argvs("up") == []
 
@@ -574,6 +582,9 @@ def test_install_script_fails_on_refused_download() -> None:
     assert "set -euo pipefail" in script
     assert "curl -fsSL" in script
     assert 'source "${infra_dir}/versions.env"' in script
-    assert re.search(r"plugin install resource aws \"v\$\{PULUMI_AWS_PLUGIN_VERSION\}\"|"
-                     r"install_plugin aws \"\$\{PULUMI_AWS_PLUGIN_VERSION\}\"", script)
+    assert re.search(
+        r"plugin install resource aws \"v\$\{PULUMI_AWS_PLUGIN_VERSION\}\"|"
+        r"install_plugin aws \"\$\{PULUMI_AWS_PLUGIN_VERSION\}\"",
+        script,
+    )
     assert 'install_plugin awsx "${PULUMI_AWSX_PLUGIN_VERSION}"' in script

@@ -9,6 +9,7 @@ engine's calls from the Lambdas' calls.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,30 +54,55 @@ def _check_loopback(name: str, url: str) -> None:
         )
 
 
+_session_lock = threading.Lock()
+_shared_session: boto3.session.Session | None = None
+
+
+def _session() -> boto3.session.Session:
+    """One boto3 session per process: it caches the service models that make creating a
+    client slow, which matters when one process runs many engine commands (the tests)."""
+    global _shared_session
+    if _shared_session is None:
+        _shared_session = boto3.session.Session()
+    return _shared_session
+
+
 class ClientFactory:
     """Creates and caches boto3 clients bound to the loopback endpoint."""
 
-    def __init__(self, endpoint_url: str) -> None:
+    def __init__(self, endpoint_url: str, environ: dict[str, str] | None = None) -> None:
         self._endpoint_url = endpoint_url
-        self._session = boto3.session.Session()
+        # Credentials come from the command's environment when it has them, so an
+        # in-process run with its own environment does not depend on os.environ.
+        environ = environ or {}
+        self._credentials = {
+            "aws_access_key_id": environ.get("AWS_ACCESS_KEY_ID"),
+            "aws_secret_access_key": environ.get("AWS_SECRET_ACCESS_KEY"),
+            "aws_session_token": environ.get("AWS_SESSION_TOKEN"),
+        }
         self._clients: dict[tuple[str, str], Any] = {}
 
     def client(self, service: str, region: str) -> Any:
         key = (service, region)
-        if key not in self._clients:
-            self._clients[key] = self._session.client(
-                service,
-                region_name=region,
-                endpoint_url=self._endpoint_url,
-                config=Config(
-                    user_agent_extra=USER_AGENT_MARKER,
-                    retries={"max_attempts": 3, "mode": "standard"},
-                    # Path-style S3 URLs, because a loopback endpoint has no DNS for
-                    # virtual-hosted bucket names.
-                    s3={"addressing_style": "path"},
-                ),
-            )
+        with _session_lock:
+            if key not in self._clients:
+                self._clients[key] = self._create(service, region)
         return self._clients[key]
+
+    def _create(self, service: str, region: str) -> Any:
+        return _session().client(
+            service,
+            region_name=region,
+            endpoint_url=self._endpoint_url,
+            config=Config(
+                user_agent_extra=USER_AGENT_MARKER,
+                retries={"max_attempts": 3, "mode": "standard"},
+                # Path-style S3 URLs, because a loopback endpoint has no DNS for
+                # virtual-hosted bucket names.
+                s3={"addressing_style": "path"},
+            ),
+            **self._credentials,
+        )
 
 
 def default_region(environ: dict[str, str] | None = None) -> str:

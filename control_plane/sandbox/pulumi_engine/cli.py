@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from . import operations, stacks
+from . import stacks
 from .aws import require_loopback_endpoint
 from .context import EngineContext
 from .errors import EXIT_INTERNAL, EngineError, UsageError
@@ -106,6 +106,19 @@ def parse_args(argv: list[str]) -> Options:
     return options
 
 
+class _LazyOperations:
+    """The operations module, imported on first use: it imports the Pulumi SDK, which
+    commands such as `stack --show-name` do not need."""
+
+    def __getattr__(self, name: str):
+        from . import operations
+
+        return getattr(operations, name)
+
+
+operations = _LazyOperations()
+
+
 @dataclass(frozen=True)
 class Command:
     """A command word path, the flags it accepts, and how many arguments it takes."""
@@ -122,7 +135,9 @@ def _cmd(run, options=(), min_args=0, max_args=0) -> Command:
 
 COMMANDS: dict[tuple[str, ...], Command] = {
     ("version",): _cmd(lambda ctx, o, a, i: stacks.version()),
-    ("stack", "ls"): _cmd(lambda ctx, o, a, i: stacks.stack_ls(ctx, as_json=o.has("json")), {"json"}),
+    ("stack", "ls"): _cmd(
+        lambda ctx, o, a, i: stacks.stack_ls(ctx, as_json=o.has("json")), {"json"}
+    ),
     ("stack", "select"): _cmd(
         lambda ctx, o, a, i: stacks.stack_select(
             ctx, a[0] if a else o.values.get("stack", ""), create=o.has("create")
@@ -167,8 +182,16 @@ COMMANDS: dict[tuple[str, ...], Command] = {
             show_diff=o.has("diff"),
             expect_no_changes=o.has("expect_no_changes"),
         ),
-        {"refresh", "diff", "expect_no_changes", "json", "message", "parallel",
-         "suppress_outputs", "suppress_permalink"},
+        {
+            "refresh",
+            "diff",
+            "expect_no_changes",
+            "json",
+            "message",
+            "parallel",
+            "suppress_outputs",
+            "suppress_permalink",
+        },
     ),
     ("up",): _cmd(
         lambda ctx, o, a, i: operations.up(
@@ -179,8 +202,17 @@ COMMANDS: dict[tuple[str, ...], Command] = {
             show_diff=o.has("diff"),
             expect_no_changes=o.has("expect_no_changes"),
         ),
-        {"yes", "skip_preview", "refresh", "diff", "expect_no_changes", "message", "parallel",
-         "suppress_outputs", "suppress_permalink"},
+        {
+            "yes",
+            "skip_preview",
+            "refresh",
+            "diff",
+            "expect_no_changes",
+            "message",
+            "parallel",
+            "suppress_outputs",
+            "suppress_permalink",
+        },
     ),
     ("refresh",): _cmd(
         lambda ctx, o, a, i: operations.refresh(
@@ -191,8 +223,18 @@ COMMANDS: dict[tuple[str, ...], Command] = {
             expect_no_changes=o.has("expect_no_changes"),
             show_diff=o.has("diff"),
         ),
-        {"yes", "skip_preview", "target", "clear_pending_creates", "expect_no_changes",
-         "diff", "message", "parallel", "suppress_outputs", "suppress_permalink"},
+        {
+            "yes",
+            "skip_preview",
+            "target",
+            "clear_pending_creates",
+            "expect_no_changes",
+            "diff",
+            "message",
+            "parallel",
+            "suppress_outputs",
+            "suppress_permalink",
+        },
     ),
     ("state", "delete"): _cmd(
         lambda ctx, o, a, i: operations.state_delete(
@@ -269,7 +311,7 @@ def main(
     except EngineError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return error.exit_code
-    except Exception as error:  # noqa: BLE001 (the CLI reports internal errors as 255)
+    except Exception as error:
         print(f"error: internal error in the sandbox Pulumi engine: {error!r}", file=sys.stderr)
         return EXIT_INTERNAL
     finally:

@@ -33,7 +33,7 @@ class EngineContext:
         stack: str | None,
     ) -> None:
         self.environ = environ
-        self.clients = ClientFactory(endpoint_url)
+        self.clients = ClientFactory(endpoint_url, environ)
         self._cwd = cwd
         self._stack_option = stack
         self._crypters: dict[str, Crypter] = {}
@@ -156,7 +156,9 @@ class EngineContext:
             {"name": "python", "path": "", "type": "language", "version": CLI_VERSION}
         ]
         for name, plugin_version in sorted(self.plugin_versions.items()):
-            plugins.append({"name": name, "path": "", "type": "resource", "version": plugin_version})
+            plugins.append(
+                {"name": name, "path": "", "type": "resource", "version": plugin_version}
+            )
         return {
             "time": now_rfc3339(),
             "magic": hashlib.sha256(f"v{CLI_VERSION}".encode()).hexdigest(),

@@ -166,9 +166,7 @@ class Deployment:
             created=old.created if old and op != "replace" else now,
             modified=old.modified if old and op == "same" else now,
         )
-        self._record(
-            op, urn, registration.type, changed, old.inputs if old else None, inputs
-        )
+        self._record(op, urn, registration.type, changed, old.inputs if old else None, inputs)
         return resource_id, outputs
 
     def _apply_step(self, op, provider, urn, old, inputs, changed):
@@ -209,9 +207,7 @@ class Deployment:
     def _record(self, op, urn, type_token, changed=(), old=None, new=None, counted=True):
         self.steps.append(StepRecord(op=op, urn=urn, changed=sorted(changed)))
         name = urn.split("::", 3)[3]
-        self.display.step(
-            op, type_token, name, changed=changed, old=old, new=new, counted=counted
-        )
+        self.display.step(op, type_token, name, changed=changed, old=old, new=new, counted=counted)
 
     # Completion ----------------------------------------------------------------------
 

@@ -45,7 +45,7 @@ def preview(
     try:
         result = _run(ctx, deployment, preview=True)
         deployment.finish(result)
-    except Exception as error:  # noqa: BLE001 (reported as a diagnostic, then re-raised)
+    except Exception as error:
         _report_failure(ctx, display, deployment, error)
         raise EngineError("preview failed") from error
 
@@ -106,7 +106,7 @@ def _update(ctx: EngineContext, stack: str, *, refresh: bool, show_diff: bool) -
     try:
         result = _run(ctx, deployment, preview=False)
         deployment.finish(result)
-    except Exception as error:  # noqa: BLE001 (partial state is saved, then re-raised)
+    except Exception as error:
         failure = error
 
     ctx.plugin_versions.update(deployment.plugin_versions)

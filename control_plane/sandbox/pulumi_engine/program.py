@@ -17,12 +17,12 @@ from typing import Any, Protocol
 
 import pulumi
 import yaml
+from pulumi.output import Unknown
 from pulumi.runtime import mocks, rpc, settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
-from pulumi.output import Unknown
 
 from .errors import ProgramError
 from .project import Project
@@ -85,7 +85,7 @@ class _RecordingMonitor(mocks.MockMonitor):
         qualified_type = child_qualified_type(parent, type_)
         return make_urn(self._stack, self._project, qualified_type, name)
 
-    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+    def RegisterResource(self, request):
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == STACK_TYPE:
             self._handler.register_stack(urn)
@@ -112,18 +112,16 @@ class _RecordingMonitor(mocks.MockMonitor):
         resource_id, outputs = self._handler.register(registration)
         outputs_proto = _sync_await(rpc.serialize_properties(outputs, {}))
         self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, resource_id, outputs)
-        return resource_pb2.RegisterResourceResponse(
-            urn=urn, id=resource_id, object=outputs_proto
-        )
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=outputs_proto)
 
-    def RegisterResourceOutputs(self, request):  # noqa: N802 (gRPC method name)
+    def RegisterResourceOutputs(self, request):
         _ensure_event_loop()
         outputs = rpc.deserialize_properties(request.outputs)
         if not request.urn.endswith(f"::{STACK_TYPE}::{self._project}-{self._stack}"):
             self._handler.register_outputs(request.urn, outputs)
         return super().RegisterResourceOutputs(request)
 
-    def ReadResource(self, request):  # noqa: N802 (gRPC method name)
+    def ReadResource(self, request):
         raise NotImplementedError(
             f"reading an existing resource ({request.type} {request.name}, `.get()`) is not "
             "supported by the sandbox Pulumi engine"
@@ -217,17 +215,15 @@ def _forget_project_modules(directory: Path) -> None:
     The second rule matters when another copy of the project (say, the repository's own
     `infra/`) was imported earlier in this process under the same package names.
     """
-    root = str(directory.resolve())
+    # Modules imported from the project carry a path under the sys.path entry added for it,
+    # so comparing path prefixes is enough (and cheap for thousands of modules).
+    roots = tuple({str(directory) + os.sep, str(directory.resolve()) + os.sep})
     local_names = {
         path.stem
         for path in directory.iterdir()
-        if (path.suffix == ".py" and path.stem != "__main__")
-        or (path / "__init__.py").is_file()
+        if (path.suffix == ".py" and path.stem != "__main__") or (path / "__init__.py").is_file()
     }
     for name, module in list(sys.modules.items()):
-        module_file = getattr(module, "__file__", None)
-        in_directory = bool(module_file) and str(Path(module_file).resolve()).startswith(
-            root + os.sep
-        )
-        if in_directory or name.split(".", 1)[0] in local_names:
+        module_file = getattr(module, "__file__", None) or ""
+        if module_file.startswith(roots) or name.split(".", 1)[0] in local_names:
             del sys.modules[name]

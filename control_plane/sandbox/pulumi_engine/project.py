@@ -102,7 +102,9 @@ class StackConfigFile:
         value = self.config.get(key)
         return isinstance(value, dict) and "secure" in value
 
-    def program_config(self, get_crypter: Callable[[], Crypter]) -> tuple[dict[str, str], list[str]]:
+    def program_config(
+        self, get_crypter: Callable[[], Crypter]
+    ) -> tuple[dict[str, str], list[str]]:
         """Return the config as the language host passes it: plain strings and secret keys.
 
         `get_crypter` is called only when a secure value needs decrypting.
@@ -142,7 +144,7 @@ def pulumi_home(environ: dict[str, str]) -> Path:
 
 def _workspace_file(project: Project, environ: dict[str, str]) -> Path:
     # Same naming as the CLI: <project>-<sha1 of the project file path>-workspace.json.
-    digest = hashlib.sha1(str(project.project_file).encode()).hexdigest()  # noqa: S324
+    digest = hashlib.sha1(str(project.project_file).encode()).hexdigest()
     return pulumi_home(environ) / "workspaces" / f"{project.name}-{digest}-workspace.json"
 
 

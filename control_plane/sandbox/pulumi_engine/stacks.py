@@ -87,7 +87,11 @@ def stack_export(ctx: EngineContext, *, show_secrets: bool, out: TextIO | None =
 
 
 def _reveal(value: Any, decrypt) -> Any:
-    if isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG and "ciphertext" in value:
+    if (
+        isinstance(value, dict)
+        and value.get(SECRET_SIG_KEY) == SECRET_SIG
+        and "ciphertext" in value
+    ):
         return {SECRET_SIG_KEY: SECRET_SIG, "plaintext": decrypt(value["ciphertext"])}
     if isinstance(value, dict):
         return {key: _reveal(item, decrypt) for key, item in value.items()}

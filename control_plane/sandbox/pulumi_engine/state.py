@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pulumi.output import Unknown
-
 from .crypto import Crypter
 
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -92,6 +90,10 @@ def unwrap_secrets(value: Any) -> Any:
 
 
 def contains_unknown(value: Any) -> bool:
+    """Whether a value holds a preview's unknown (`pulumi.output.Unknown`) anywhere."""
+    # Imported here so that commands that never run the program skip importing pulumi.
+    from pulumi.output import Unknown
+
     if isinstance(value, Unknown):
         return True
     if isinstance(value, dict):

@@ -26,7 +26,9 @@ class BeanstalkApplication(ResourceProvider):
             params["ResourceLifecycleConfig"] = lifecycle
 
         eb = self.context.client("elasticbeanstalk")
-        response = call_aws(f"creating Elastic Beanstalk Application ({name})", eb.create_application, **params)
+        response = call_aws(
+            f"creating Elastic Beanstalk Application ({name})", eb.create_application, **params
+        )
         arn = response.get("Application", {}).get("ApplicationArn") or self._arn(name)
         return name, {**inputs, "id": name, "arn": arn, "tagsAll": values.get("tags") or {}}
 
@@ -246,14 +248,16 @@ class BeanstalkEnvironment(ResourceProvider):
 
     def _arn(self, application: str, name: str) -> str:
         ctx = self.context
-        return f"arn:aws:elasticbeanstalk:{ctx.region}:{ctx.account_id}:environment/{application}/{name}"
+        prefix = f"arn:aws:elasticbeanstalk:{ctx.region}:{ctx.account_id}"
+        return f"{prefix}:environment/{application}/{name}"
 
     def _outputs(
         self, environment_id: str, values: dict[str, Any], response: dict[str, Any]
     ) -> dict[str, Any]:
         return {
             "id": environment_id,
-            "arn": response.get("EnvironmentArn") or self._arn(values["application"], values["name"]),
+            "arn": response.get("EnvironmentArn")
+            or self._arn(values["application"], values["name"]),
             # The sandbox may leave CNAME empty until the environment has launched; the
             # next refresh reads it.
             "cname": response.get("CNAME") or "",
