@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,15 @@ def test_buckets_are_private_and_encrypted(template: dict[str, Any]) -> None:
         properties = bucket["Properties"]
         assert properties["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] is True
         assert properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+
+
+def test_definition_avoids_what_moto_evaluates_differently(template_path: Path) -> None:
+    """moto returns `$.a[0].b` wrapped in a list and cannot evaluate JSONata; AWS does both.
+
+    The definition uses neither, so the sandbox and AWS take the same path.
+    """
+    text = json.dumps(load_resources(template_path, "us-east-1", "123456789012").definition)
+
+    assert not re.search(r"\$[\w.]*\[\d+\]\.", text)
+    assert "JSONata" not in text
+    assert "{%" not in text
