@@ -350,6 +350,114 @@ def demo(keep_running: bool) -> None:
     sys.exit(next((code for code in codes if code != 0), 0))
 
 
+def _target(sandbox: bool, region: str | None) -> Target:
+    return _sandbox_target(start=False) if sandbox else _aws_target(region)
+
+
+def _target_options(function: Any) -> Any:
+    function = click.option("--region", default=None, help="AWS region of the stack.")(function)
+    function = click.option("--sandbox", is_flag=True, help="Use the running local sandbox.")(
+        function
+    )
+    return function
+
+
+@main.group()
+def lock() -> None:
+    """Inspect or release an environment's deployment lock."""
+
+
+def _lock_view(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    if item is None:
+        return None
+    acquired = int(item.get("acquiredAt", {}).get("N", 0))
+    return {
+        "holder": item["holder"]["S"],
+        "executionArn": item.get("executionArn", {}).get("S"),
+        "fencingToken": int(item.get("fencingToken", {}).get("N", 0)),
+        "heldSeconds": max(0, int(time.time()) - acquired),
+        "expiresAt": int(item.get("expiresAt", {}).get("N", 0)),
+    }
+
+
+@lock.command("show")
+@click.option("--environment", "-e", required=True)
+@_target_options
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def lock_show(environment: str, sandbox: bool, region: str | None, output: str) -> None:
+    """Show who holds ENVIRONMENT's lock and for how long."""
+    from lambdas.common.store import read_lock
+
+    target = _target(sandbox, region)
+    view = _lock_view(read_lock(environment, target.table_name, target.dynamodb))
+    if output == "json":
+        click.echo(json.dumps({"environment": environment, "lock": view}, indent=2))
+    elif view is None:
+        click.echo(f"{environment}: not locked")
+    else:
+        click.echo(
+            f"{environment}: locked by request {view['holder']} for {view['heldSeconds']} s "
+            f"(execution {view['executionArn']}, fencing token {view['fencingToken']})"
+        )
+
+
+@lock.command("release")
+@click.option("--environment", "-e", required=True)
+@_target_options
+def lock_release(environment: str, sandbox: bool, region: str | None) -> None:
+    """Release ENVIRONMENT's lock after its holder's execution has ended.
+
+    Refuses while the holding execution still runs, because releasing then would let two
+    deployments act on the environment at once.
+    """
+    from lambdas.common.store import force_release_lock, read_lock
+
+    target = _target(sandbox, region)
+    view = _lock_view(read_lock(environment, target.table_name, target.dynamodb))
+    if view is None:
+        click.echo(f"{environment}: not locked, nothing to release")
+        return
+    if view["executionArn"]:
+        status = target.sfn.describe_execution(executionArn=view["executionArn"])["status"]
+        if status == "RUNNING":
+            raise CliError(
+                f"{environment} is locked by execution {view['executionArn']}, which is still "
+                "running; wait for it or stop it with `aws stepfunctions stop-execution`"
+            )
+    if not force_release_lock(environment, view["holder"], target.table_name, target.dynamodb):
+        raise CliError(f"{environment}: the lock changed hands meanwhile; run `lock show` again")
+    click.echo(f"{environment}: released the lock held by request {view['holder']}")
+
+
+@main.command()
+@click.option("--environment", "-e", required=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@_target_options
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def history(environment: str, limit: int, sandbox: bool, region: str | None, output: str) -> None:
+    """List ENVIRONMENT's recent deployments from the ledger, newest last."""
+    from lambdas.common.store import ledger_records
+
+    target = _target(sandbox, region)
+    records = ledger_records(environment, target.table_name, target.dynamodb)[-limit:]
+    for record in records:
+        record.pop("pk", None)
+        record.pop("sk", None)
+    if output == "json":
+        click.echo(json.dumps(records, indent=2, default=str))
+        return
+    if not records:
+        click.echo(f"{environment}: no deployments recorded")
+    for record in records:
+        finished = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record.get("finishedAt", 0)))
+        click.echo(
+            f"{finished}  {record.get('requestId')}  {record.get('version')}  "
+            f"{record.get('outcome')}  plan={record.get('plan')}  trigger={record.get('trigger')}"
+        )
+        if record.get("cause"):
+            click.echo(f"    {record['cause'][:200]}")
+
+
 @main.group()
 def sandbox() -> None:
     """Run the local sandbox: AWS stand-in on 127.0.0.1 with the real state machine."""

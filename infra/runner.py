@@ -47,7 +47,7 @@ def main(
     sleep: Callable[[float], None] = time.sleep,
     client_factory: Callable[[str], Any] = boto3.client,
 ) -> int:
-    """Run the action the environment asks for and return the process exit code."""
+    """Run the action that PULUMI_ACTION names and return the process exit code."""
     environ = dict(os.environ) if environ is None else environ
     _configure_logging(environ.get("CONTROL_PLANE_REQUEST_ID", ""))
     started = time.monotonic()
@@ -114,7 +114,8 @@ class _RequestIdFilter(logging.Filter):
 
 
 def _configure_logging(request_id: str) -> None:
-    """One line per decision on stdout (the CodeBuild log), tagged with the request id."""
+    """Send runner logs to stdout (the CodeBuild log), one line per decision, tagged with
+    the request id."""
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(_RequestIdFilter(request_id))
     handler.setFormatter(

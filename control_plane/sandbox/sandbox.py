@@ -228,6 +228,9 @@ class Sandbox:
                 "AWS_EC2_METADATA_DISABLED": "true",
                 "PULUMI_CONFIG_PASSPHRASE": passphrase,
                 "PULUMI_SKIP_UPDATE_CHECK": "true",
+                "PULUMI_HOME": str(self.options.work_dir / "pulumi-home"),
+                # A locked stack is retried without real-time sleeps in the sandbox.
+                "PULUMI_LOCK_RETRY_SECONDS": "0",
                 "CONTROL_PLANE_PYTHON": os.sys.executable,
                 "PYTHONPATH": str(REPO_ROOT),
             },

@@ -1,4 +1,4 @@
-"""What the runner does for each action (`up`, `recover`, `check`), step by step.
+"""Steps of each runner action (`up`, `recover`, `check`).
 
 Every run checks the CLI version, selects the stack and checks the selection, and sets the
 secret config keys from SSM before the action. Each Pulumi operation is bracketed by
@@ -50,6 +50,8 @@ class Runner:
         self.result = result
         # `check` never runs `up` after a failed preview, so its failures are PreviewFailed.
         self.failure = PreviewFailed if settings.action == "check" else UpFailed
+        # Last `pulumi stack export`, valid until the next stack operation.
+        self._exported: dict[str, Any] | None = None
 
     def run(self) -> None:
         self.check_cli_version()
@@ -113,16 +115,16 @@ class Runner:
 
     def verify_selected(self, when: str) -> None:
         """Raise StackNotSelected unless the selected stack is the expected one."""
-        shown = self.cli.run("stack", "--show-name")
-        if not shown.ok:
+        name_result = self.cli.run("stack", "--show-name")
+        if not name_result.ok:
             raise StackNotSelected(
-                f"`pulumi stack --show-name` failed {when}: {shown.error_text()}"
+                f"`pulumi stack --show-name` failed {when}: {name_result.error_text()}"
             )
-        selected = shown.stdout.strip().split("/")[-1]
+        selected = name_result.stdout.strip().split("/")[-1]
         if selected != self.stack:
             raise StackNotSelected(
                 f"expected stack '{self.stack}' to be selected {when}, but `pulumi stack "
-                f"--show-name` printed '{selected}'; refusing to run against another stack."
+                f"--show-name` printed '{selected}'; the runner does not run against another stack."
             )
 
     def set_secrets(self) -> None:
@@ -173,7 +175,7 @@ class Runner:
         """Drop pending creates left by a killed run, which block a non-interactive refresh.
 
         NOTE: a resource whose creation was interrupted may exist in AWS without being in
-        state; the next `up` then fails on its name and needs a manual import.
+        state. The next `up` then fails on its name, and the resource needs a manual import.
         """
         deployment = self.export_state()
         pending = [
@@ -256,12 +258,12 @@ class Runner:
         self.result.changes = True
 
     def read_outputs(self) -> None:
-        shown = self.cli.run("stack", "output", "--json", "--stack", self.stack)
-        if not shown.ok:
-            logger.warning("could not read stack outputs: %s", shown.error_text())
+        output_result = self.cli.run("stack", "output", "--json", "--stack", self.stack)
+        if not output_result.ok:
+            logger.warning("could not read stack outputs: %s", output_result.error_text())
             return
         try:
-            self.result.outputs = public_outputs(shown.stdout)
+            self.result.outputs = public_outputs(output_result.stdout)
         except json.JSONDecodeError as error:
             logger.warning("`pulumi stack output --json` printed invalid JSON: %s", error)
 
@@ -270,19 +272,25 @@ class Runner:
     def run_operation(self, *args: str) -> CommandResult:
         """Run a stack operation with lock retries, checking the selected stack around it."""
         self.verify_selected(f"before `pulumi {args[0]}`")
+        self._exported = None
         result = self.cli.run_locking(*args)
         self.verify_selected(f"after `pulumi {args[0]}`")
         return result
 
     def export_state(self) -> dict[str, Any]:
+        """Return the stack's deployment (`pulumi stack export`), read again after each
+        stack operation."""
+        if self._exported is not None:
+            return self._exported
         # The export is the whole state: parsed here, not copied to the build log.
         exported = self.cli.run("stack", "export", "--stack", self.stack, echo=False)
         if not exported.ok:
             raise self.failure(f"`pulumi stack export` failed: {exported.error_text()}")
         try:
-            return json.loads(exported.stdout).get("deployment") or {}
+            self._exported = json.loads(exported.stdout).get("deployment") or {}
         except json.JSONDecodeError as error:
             raise self.failure(f"`pulumi stack export` printed invalid JSON: {error}") from error
+        return self._exported
 
     def environment_urns(self) -> list[str]:
         resources = self.export_state().get("resources") or []

@@ -41,7 +41,7 @@ class CommandResult:
         return LOCK_TEXT in self.output
 
     def error_text(self, limit: int = 2000) -> str:
-        """The `error:` lines of the output, or its last lines, for a failure message."""
+        """Return the `error:` lines of the output (or its last lines) for a failure message."""
         lines = [line.strip() for line in self.output.splitlines() if line.strip()]
         errors = [line for line in lines if line.startswith("error:")]
         text = "\n".join(errors or lines[-5:]) or f"exit code {self.exit_code}"
@@ -106,7 +106,7 @@ class PulumiCli:
             reader.join()
 
         result = CommandResult(tuple(args), exit_code, "".join(stdout_lines), "".join(stderr_lines))
-        logger.info("pulumi %s exited with code %d", args[0], exit_code)
+        logger.info("pulumi %s exited with code %d", " ".join(args[:2]), exit_code)
         return result
 
     def run_locking(self, *args: str) -> CommandResult:

@@ -57,7 +57,7 @@ def public_outputs(stack_output_json: str) -> dict[str, Any]:
 
 @dataclass
 class ResultDocument:
-    """What the state machine reads back after the build."""
+    """Result of one build, read back by the state machine."""
 
     action: str
     stack: str

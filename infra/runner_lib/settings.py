@@ -20,8 +20,8 @@ CONFIG_KEY = re.compile(r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+$")
 class RunnerSettings:
     """Validated build environment.
 
-    PULUMI_SECRETS maps a Pulumi config key to the SSM parameter that holds its value; the
-    values themselves never pass through the environment.
+    PULUMI_SECRETS maps a Pulumi config key to the SSM parameter that stores its value, so
+    the values themselves never pass through the environment.
     """
 
     action: str

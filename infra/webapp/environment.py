@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-# How many application versions EB keeps before it deletes the oldest ones. The account
-# quota is 1000 versions per region, so a few stacks with this limit stay well below it.
+# Application versions EB keeps for the application. EB deletes older ones, so repeated
+# deployments do not run into the account's per-region application version quota.
 MAX_APP_VERSIONS = 200
 
 

@@ -1,4 +1,4 @@
-"""Private, encrypted, versioned S3 bucket that holds the application version bundles."""
+"""Private, encrypted, versioned S3 bucket that stores the application version bundles."""
 
 from __future__ import annotations
 
@@ -73,8 +73,8 @@ class AppVersionsBucket(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        # The policy waits for the public access block so that S3 never sees the bucket
-        # with a policy and without the block.
+        # The policy is applied after the public access block, so the bucket never has
+        # the policy without the block.
         aws.s3.BucketPolicy(
             f"{name}-tls-only",
             bucket=bucket_id,

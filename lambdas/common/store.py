@@ -91,14 +91,35 @@ def release_lock(environment: str, request_id: str) -> bool:
     return True
 
 
-def read_lock(environment: str, table_name: str | None = None) -> dict[str, Any] | None:
+def read_lock(
+    environment: str, table_name: str | None = None, dynamodb: Any = None
+) -> dict[str, Any] | None:
     """Return the lock item while a request holds it, else None."""
-    item = (
-        client("dynamodb")
-        .get_item(TableName=table_name or _table_name(), Key=_lock_key(environment))
-        .get("Item")
+    response = (dynamodb or client("dynamodb")).get_item(
+        TableName=table_name or _table_name(), Key=_lock_key(environment)
     )
+    item = response.get("Item")
     return item if item and "holder" in item else None
+
+
+def force_release_lock(environment: str, holder: str, table_name: str, dynamodb: Any) -> bool:
+    """Release a lock an operator found stuck, but only while `holder` still holds it.
+
+    The condition keeps a request that took the lock after the operator looked from losing it.
+    """
+    try:
+        dynamodb.update_item(
+            TableName=table_name,
+            Key=_lock_key(environment),
+            UpdateExpression="REMOVE holder, executionArn, acquiredAt, expiresAt",
+            ConditionExpression="holder = :seen",
+            ExpressionAttributeValues={":seen": {"S": holder}},
+        )
+    except Exception as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 def _to_attribute(value: Any) -> dict[str, Any]:
@@ -136,9 +157,11 @@ def put_ledger_record(environment: str, request_id: str, record: dict[str, Any])
     client("dynamodb").put_item(TableName=_table_name(), Item=item)
 
 
-def ledger_records(environment: str, table_name: str | None = None) -> list[dict[str, Any]]:
-    """Every ledger record of an environment, oldest first."""
-    response = client("dynamodb").query(
+def ledger_records(
+    environment: str, table_name: str | None = None, dynamodb: Any = None
+) -> list[dict[str, Any]]:
+    """Return every ledger record of an environment, oldest first."""
+    response = (dynamodb or client("dynamodb")).query(
         TableName=table_name or _table_name(),
         KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
         ExpressionAttributeValues={

@@ -3,7 +3,8 @@
 The engine runs in-process (its `main(argv, environ, stdin)`) on a copy of `infra/`, with its
 state in a moto S3 bucket. moto 5.2.5 implements neither UpdateEnvironment nor
 TerminateEnvironment for Elastic Beanstalk, so the fixture adds both to moto's EB responses
-for the duration of this module; they record the update and mark the environment Terminated.
+for the duration of this module. The update records its request, and the termination marks
+the environment Terminated.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import functools
 import io
 import json
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -223,7 +226,7 @@ def moto_environment() -> Any:
         {"AWS_ENDPOINT_URL": "http://127.0.0.1:5000", "AWS_ENDPOINT_URL_S3": "https://x.io"},
     ],
 )
-def test_refuses_non_loopback_endpoint(environ: dict[str, str]) -> None:
+def test_rejects_non_loopback_endpoint(environ: dict[str, str]) -> None:
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
         code = main(["version"], environ, io.StringIO())
@@ -237,6 +240,30 @@ def test_clients_carry_user_agent_marker() -> None:
 
     assert USER_AGENT_MARKER in client.meta.config.user_agent_extra
     assert client.meta.endpoint_url == "http://127.0.0.1:1"
+
+
+@pytest.mark.parametrize(
+    ("endpoint_url", "expected_code"),
+    [("http://127.0.0.1:9", 0), ("https://elasticbeanstalk.us-east-1.amazonaws.com", 255)],
+)
+def test_shim_runs_engine(tmp_path: Path, endpoint_url: str, expected_code: int) -> None:
+    shim = REPO_ROOT / "control_plane" / "sandbox" / "pulumi_engine" / "bin" / "pulumi"
+    environ = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "CONTROL_PLANE_PYTHON": sys.executable,
+    }
+
+    result = subprocess.run(
+        [str(shim), "version"], cwd=tmp_path, env=environ, capture_output=True, text=True
+    )
+
+    assert result.returncode == expected_code, result.stderr
+    if expected_code == 0:
+        assert result.stdout == "v3.272.0\n"
+        assert result.stderr == ""
+    else:
+        assert "is not a loopback address" in result.stderr
 
 
 def test_version_prints_sdk_version(engine: Engine) -> None:
@@ -315,7 +342,7 @@ def test_up_accepts_empty_cname(engine: Engine) -> None:
     engine.deploy()
     environment = engine.resources()[ENV_URN]
 
-    # moto answers CreateEnvironment with an empty CNAME and EnvironmentId.
+    # moto returns an empty CNAME and EnvironmentId from CreateEnvironment.
     assert environment["outputs"]["cname"] == ""
     assert environment["id"].startswith("e-")
     assert engine.resources()[STACK_URN]["outputs"]["environmentUrl"] == "http://"
@@ -458,6 +485,27 @@ def test_deployed_version_is_drift_without_ignore(engine: Engine) -> None:
     assert "[diff: ~version]" in result.stdout
 
 
+def test_environment_removed_from_program_terminated(engine: Engine) -> None:
+    engine.deploy()
+    engine.eb.create_environment(ApplicationName="webapp-dev", EnvironmentName="webapp-old")
+    old_urn = ENV_URN.replace("::webapp-dev", "::webapp-old")
+    checkpoint = engine.checkpoint()
+    resources = checkpoint["checkpoint"]["latest"]["resources"]
+    old = json.loads(json.dumps(engine.resources()[ENV_URN]))
+    old.update(urn=old_urn, id="e-oldenv0001")
+    old["inputs"]["name"] = "webapp-old"
+    resources.append(old)
+    engine.write_checkpoint(checkpoint)
+
+    result = engine.ok("up", "--yes", "--skip-preview")
+
+    application = eb_backends[ACCOUNT]["us-east-1"].applications["webapp-dev"]
+    assert " -  aws:elasticbeanstalk:Environment webapp-old deleted" in result.stdout
+    assert application.environments["webapp-old"].status == "Terminated"
+    assert application.environments["webapp-dev"].status == "Ready"
+    assert old_urn not in engine.resources()
+
+
 def test_removed_database_is_deleted(engine: Engine) -> None:
     engine.deploy()
     engine.set_config("webapp:database", False)
@@ -561,18 +609,18 @@ def test_state_delete_protected_needs_force(engine: Engine) -> None:
             resource["protect"] = True
     engine.write_checkpoint(checkpoint)
 
-    refused = engine.run("state", "delete", ENV_URN, "--yes")
+    rejected = engine.run("state", "delete", ENV_URN, "--yes")
     forced = engine.run("state", "delete", ENV_URN, "--force", "--yes")
 
-    assert refused.code == 1
-    assert refused.stderr.strip() == (
+    assert rejected.code == 1
+    assert rejected.stderr.strip() == (
         f"error: {ENV_URN} can't be safely deleted because it is protected. Re-run this "
         "command with --force to force deletion"
     )
     assert forced.code == 0
 
 
-def test_state_delete_refuses_with_dependents(engine: Engine) -> None:
+def test_state_delete_rejects_with_dependents(engine: Engine) -> None:
     engine.deploy()
 
     result = engine.run("state", "delete", APP_URN, "--yes")

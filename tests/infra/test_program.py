@@ -105,10 +105,12 @@ class _RecordingMonitor(mocks.MockMonitor):
 def stack_config(stack: str, *, with_password: bool = True) -> tuple[dict[str, str], list[str]]:
     """The stack file's config as strings, plus `db:password` when the database is on."""
     data = yaml.safe_load((INFRA_DIR / f"Pulumi.{stack}.yaml").read_text())
-    config = {
-        key: ("true" if value is True else "false" if value is False else str(value))
-        for key, value in data["config"].items()
-    }
+    config = {}
+    for key, value in data["config"].items():
+        if isinstance(value, bool):
+            config[key] = "true" if value else "false"
+        else:
+            config[key] = str(value)
     secret_keys: list[str] = []
     if with_password and config.get("webapp:database") == "true":
         config["db:password"] = DB_PASSWORD

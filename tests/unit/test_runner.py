@@ -320,7 +320,7 @@ def test_check_missing_config_is_configuration_missing(fake: FakePulumi, aws: An
 
 
 def test_recover_refresh_drops_environment(fake: FakePulumi, aws: Any) -> None:
-    fake.respond("stack export", export_with(ENV_URN), export_with(ENV_URN), export_with())
+    fake.respond("stack export", export_with(ENV_URN), export_with())
 
     code, result, _ = run(fake, aws, PULUMI_ACTION="recover")
 
@@ -433,7 +433,7 @@ def test_invalid_secrets_json_rejected(fake: FakePulumi, aws: Any) -> None:
 # stack selection --------------------------------------------------------------------------
 
 
-def test_wrong_stack_selected_refused(fake: FakePulumi, aws: Any) -> None:
+def test_wrong_stack_selected_rejected(fake: FakePulumi, aws: Any) -> None:
     fake.respond("stack --show-name", ok("prod\n"))
 
     code, result, _ = run(fake, aws)
@@ -464,7 +464,7 @@ def test_missing_stack_created_from_stack_file(fake: FakePulumi, aws: Any) -> No
     assert fake.argvs("stack")[1] == ["stack", "select", "--create", "dev"]
 
 
-def test_unknown_stack_refused(fake: FakePulumi, aws: Any) -> None:
+def test_unknown_stack_rejected(fake: FakePulumi, aws: Any) -> None:
     fake.respond("stack ls", ok("[]"))
 
     code, result, _ = run(fake, aws, PULUMI_STACK="qa")
@@ -474,7 +474,7 @@ def test_unknown_stack_refused(fake: FakePulumi, aws: Any) -> None:
     assert "Pulumi.qa.yaml" in result["error"]["message"]
 
 
-def test_stack_select_failure_refused(fake: FakePulumi, aws: Any) -> None:
+def test_stack_select_failure_rejected(fake: FakePulumi, aws: Any) -> None:
     fake.respond("stack select", fail("error: no stack named 'dev' found", 6))
 
     code, result, _ = run(fake, aws)
@@ -487,7 +487,7 @@ def test_stack_select_failure_refused(fake: FakePulumi, aws: Any) -> None:
 # build environment ------------------------------------------------------------------------
 
 
-def test_cli_version_mismatch_refused(fake: FakePulumi, aws: Any) -> None:
+def test_cli_version_mismatch_rejected(fake: FakePulumi, aws: Any) -> None:
     fake.respond("version", ok("v3.100.0\n"))
 
     code, result, _ = run(fake, aws)
@@ -507,7 +507,7 @@ def test_invalid_action_still_writes_result(fake: FakePulumi, aws: Any) -> None:
     assert result["commands"] == []
 
 
-def test_missing_passphrase_refused(fake: FakePulumi, aws: Any) -> None:
+def test_missing_passphrase_rejected(fake: FakePulumi, aws: Any) -> None:
     environ = fake.environ()
     environ.pop("PULUMI_CONFIG_PASSPHRASE")
 
@@ -544,9 +544,9 @@ def test_change_summary_parsed(output: str, expected: dict[str, int]) -> None:
 # pinned versions and build spec -----------------------------------------------------------
 
 
-def _pins() -> dict[str, str]:
+def _pins(path: Path = REPO_ROOT / "requirements.txt") -> dict[str, str]:
     pins = {}
-    for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
+    for line in path.read_text().splitlines():
         if "==" in line and not line.startswith("#"):
             name, version = line.split("==", 1)
             pins[name.strip()] = version.strip()
@@ -563,6 +563,15 @@ def test_versions_match_requirements() -> None:
     assert versions["PULUMI_AWSX_PLUGIN_VERSION"] == "2.22.0"
 
 
+def test_build_requirements_match_repository_pins() -> None:
+    build_pins = _pins(INFRA_DIR / "requirements.txt")
+    repository_pins = _pins()
+
+    assert build_pins
+    for name, version in build_pins.items():
+        assert repository_pins[name] == version, name
+
+
 def test_buildspec_pins_install_and_runs_runner() -> None:
     spec = yaml.safe_load((INFRA_DIR / "buildspec.yml").read_text())
     install = "\n".join(spec["phases"]["install"]["commands"])
@@ -571,6 +580,8 @@ def test_buildspec_pins_install_and_runs_runner() -> None:
     assert spec["version"] == 0.2
     assert "set -euo pipefail" in install
     assert "bash infra/install-pulumi.sh" in install
+    # The CodeBuild source is infra/ alone, so the build installs infra/requirements.txt.
+    assert "-r infra/requirements.txt" in install
     assert "set -euo pipefail" in build
     assert "python infra/runner.py" in build
     assert "install-pulumi" not in build

@@ -49,7 +49,7 @@ def _check_loopback(name: str, url: str) -> None:
     if parts.scheme not in ("http", "https") or parts.hostname not in LOOPBACK_HOSTS:
         raise UnsafeEndpointError(
             f"{name}={url!r} is not a loopback address. The sandbox Pulumi engine only "
-            "talks to a local AWS stand-in on 127.0.0.1 or localhost; point "
+            "talks to a local AWS stand-in on 127.0.0.1, ::1 or localhost; point "
             f"{name} there, or put the real Pulumi CLI first on PATH."
         )
 
@@ -59,8 +59,11 @@ _shared_session: boto3.session.Session | None = None
 
 
 def _session() -> boto3.session.Session:
-    """One boto3 session per process: it caches the service models that make creating a
-    client slow, which matters when one process runs many engine commands (the tests)."""
+    """Return the process-wide boto3 session.
+
+    The session caches service models, which make creating a client slow, so one process
+    that runs many engine commands (the tests) creates each model once.
+    """
     global _shared_session
     if _shared_session is None:
         _shared_session = boto3.session.Session()

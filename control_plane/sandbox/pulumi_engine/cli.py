@@ -63,7 +63,7 @@ GLOBAL_OPTIONS = {"stack", "cwd", "color", "non_interactive", "emoji", "suppress
 
 @dataclass
 class Options:
-    """Parsed flags; `positionals` holds the command words and arguments."""
+    """Parsed flags. `positionals` contains the command words and arguments."""
 
     positionals: list[str] = field(default_factory=list)
     values: dict[str, str] = field(default_factory=dict)

@@ -68,7 +68,7 @@ class EngineContext:
         return resolve_stack(self.project, self.environ, self._stack_option)
 
     def require_stack(self) -> str:
-        """The stack name, after checking that the stack exists in the backend."""
+        """Return the stack name after checking that the stack exists in the backend."""
         if not self.backend.stack_exists(self.stack):
             raise StackNotFoundError(f"no stack named '{self.stack}' found")
         return self.stack
@@ -144,8 +144,8 @@ class EngineContext:
         def get_crypter() -> Crypter:
             if not salt_state:
                 raise ConfigurationError(
-                    "the checkpoint holds secrets but no secrets provider salt; it cannot be "
-                    "decrypted"
+                    "the checkpoint contains secrets but no secrets provider salt, so it cannot "
+                    "be decrypted; restore the checkpoint from its .bak copy"
                 )
             return self.crypter_for(salt_state)
 

@@ -1,22 +1,21 @@
 """One pass of the program against a snapshot: plan each resource, and in `up` apply it.
 
-Each registration becomes a step as in Pulumi's engine: `create` (not in state), `same`
-(inputs unchanged), `update`, or `replace` (a property that forces a new resource
-changed; the old one is deleted first). State resources the program no longer declares
-become `delete` steps once the program has finished.
+Each registration becomes a step, as in Pulumi's engine: `create` (not in state), `same`
+(inputs unchanged), `update`, or `replace`. A replace happens when a property that forces
+a new resource changed, and the old resource is deleted first. State resources that the
+program no longer declares become `delete` steps once the program has finished.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from .display import Display
 from .errors import EngineError
 from .program import ProgramResult, Registration
-from .providers import ProviderContext, provider_for
+from .providers import ProviderContext, ResourceProvider, provider_for
 from .state import (
     PROVIDER_TYPE_PREFIX,
     STACK_TYPE,
@@ -25,21 +24,13 @@ from .state import (
     is_secret,
     make_urn,
     now_rfc3339,
+    urn_name,
     wrap_secret,
 )
 
 
 class DeploymentStoppedError(EngineError):
     """A registration after an earlier step failed; the update stops there."""
-
-
-@dataclass
-class StepRecord:
-    """What happened to one resource."""
-
-    op: str
-    urn: str
-    changed: list[str]
 
 
 class Deployment:
@@ -61,7 +52,6 @@ class Deployment:
         self.providers = providers
         self.display = display
         self.apply = apply
-        self.steps: list[StepRecord] = []
         self.failure: Exception | None = None
         self.failed_urn = ""
         self.plugin_versions: dict[str, str] = {}
@@ -169,7 +159,15 @@ class Deployment:
         self._record(op, urn, registration.type, changed, old.inputs if old else None, inputs)
         return resource_id, outputs
 
-    def _apply_step(self, op, provider, urn, old, inputs, changed):
+    def _apply_step(
+        self,
+        op: str,
+        provider: ResourceProvider,
+        urn: str,
+        old: ResourceState | None,
+        inputs: dict[str, Any],
+        changed: set[str],
+    ) -> tuple[str, dict[str, Any]]:
         if op == "same":
             return old.id, dict(old.outputs)
         if op == "update":
@@ -204,10 +202,16 @@ class Deployment:
             )
         return f"{urn}::{self._new[urn].id}"
 
-    def _record(self, op, urn, type_token, changed=(), old=None, new=None, counted=True):
-        self.steps.append(StepRecord(op=op, urn=urn, changed=sorted(changed)))
-        name = urn.split("::", 3)[3]
-        self.display.step(op, type_token, name, changed=changed, old=old, new=new, counted=counted)
+    def _record(
+        self,
+        op: str,
+        urn: str,
+        type_token: str,
+        changed: set[str] | tuple[()] = (),
+        old: dict[str, Any] | None = None,
+        new: dict[str, Any] | None = None,
+    ) -> None:
+        self.display.step(op, type_token, urn_name(urn), changed=changed, old=old, new=new)
 
     # Completion ----------------------------------------------------------------------
 
@@ -258,7 +262,7 @@ def _apply_ignore_changes(
 
 
 def _top_level(paths: list[str]) -> set[str]:
-    # NOTE: only whole top-level properties are ignored; a nested path such as
+    # NOTE: only whole top-level properties are ignored, so a nested path such as
     # `settings[0].value` ignores all of `settings`.
     return {path.split(".", 1)[0].split("[", 1)[0] for path in paths}
 

@@ -72,11 +72,9 @@ class Display:
         changed: Iterable[str] = (),
         old: dict[str, Any] | None = None,
         new: dict[str, Any] | None = None,
-        counted: bool = True,
     ) -> None:
         """Count a step and print it unless it changes nothing."""
-        if counted:
-            self.counts[op] += 1
+        self.counts[op] += 1
         if op == "same":
             return
         verb = PAST_TENSE[op] if self.applied else op

@@ -49,7 +49,7 @@ class NoChangesExpectedError(EngineError):
 
 
 class UnsafeEndpointError(EngineError):
-    """The AWS endpoint is not a loopback address, so the engine refuses to run."""
+    """The AWS endpoint is not a loopback address, so the engine rejects the command."""
 
     exit_code = EXIT_INTERNAL
 

@@ -36,7 +36,7 @@ def preview(
     _warn_pending_operations(display, snapshot)
     if refresh:
         # NOTE: changes found by the refresh alone (such as a new deployed version) are
-        # shown but not counted; a resource the refresh drops shows up as a create.
+        # shown but not counted. A resource that the refresh drops shows up as a create.
         snapshot = refresh_snapshot(
             snapshot, ctx.provider_context, Display(applied=False, out=display.out)
         )

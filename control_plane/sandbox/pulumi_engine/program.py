@@ -64,7 +64,7 @@ class RegistrationHandler(Protocol):
 
 @dataclass
 class ProgramResult:
-    """What the program declared at the top level."""
+    """Top-level results of one program run."""
 
     stack_urn: str
     outputs: dict[str, Any]
@@ -81,7 +81,7 @@ class _RecordingMonitor(mocks.MockMonitor):
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         # The stock mock monitor keeps only the parent's last type and keeps the root stack
-        # type; the engine writes the real format, `parent chain$type` without the root.
+        # type. The engine writes the real format: the parent chain, `$`, then the type.
         qualified_type = child_qualified_type(parent, type_)
         return make_urn(self._stack, self._project, qualified_type, name)
 
@@ -129,7 +129,7 @@ class _RecordingMonitor(mocks.MockMonitor):
 
 
 class _UnsupportedCalls(pulumi.runtime.Mocks):
-    """Provider function calls (invokes) the engine can answer without AWS."""
+    """Mocks for provider function calls (invokes), which the engine does not support."""
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         raise NotImplementedError(
@@ -157,7 +157,7 @@ def run_program(
     """
     monitor = _RecordingMonitor(handler, stack, project.name)
     # A previous run in this process leaves its root stack resource and pending outputs
-    # behind; without a reset, set_mocks would reuse that root and never register it.
+    # behind. Without a reset, set_mocks would reuse that root and never register it.
     settings.ROOT.set(None)
     settings.SETTINGS.outputs.clear()
     pulumi.runtime.set_mocks(

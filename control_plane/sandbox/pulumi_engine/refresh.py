@@ -1,7 +1,7 @@
 """Refresh: read each resource back from the sandbox's AWS APIs and update the state.
 
 A resource that no longer exists (for EB, a Terminated or missing environment) is dropped
-from the state, as the AWS provider does; one whose outputs changed is updated.
+from the state, as the AWS provider does. A resource whose outputs changed is updated.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ def refresh_snapshot(
     targets: set[str] | None = None,
 ) -> Snapshot:
     """Return the refreshed snapshot; `targets` limits the refresh to those URNs."""
-    kept: list[ResourceState] = []
+    remaining: list[ResourceState] = []
     dropped: set[str] = set()
     for resource in snapshot.resources:
         if not _refreshable(resource, targets):
-            kept.append(resource)
+            remaining.append(resource)
             continue
 
         refreshed = provider_for(resource.type, providers).read(resource)
@@ -48,11 +48,11 @@ def refresh_snapshot(
             old=resource.outputs,
             new=refreshed.outputs,
         )
-        kept.append(refreshed)
+        remaining.append(refreshed)
 
     if dropped:
-        kept = [_without_dependencies(resource, dropped) for resource in kept]
-    return dataclasses.replace(snapshot, resources=kept)
+        remaining = [_without_dependencies(resource, dropped) for resource in remaining]
+    return dataclasses.replace(snapshot, resources=remaining)
 
 
 def _refreshable(resource: ResourceState, targets: set[str] | None) -> bool:

@@ -104,23 +104,23 @@ def stack_output(
     ctx: EngineContext, name: str | None, *, as_json: bool, show_secrets: bool
 ) -> None:
     outputs = ctx.load_snapshot().outputs
-    shown = {
+    visible = {
         key: unwrap_secrets(value) if show_secrets or not is_secret(value) else "[secret]"
         for key, value in outputs.items()
     }
     if name is not None:
-        if name not in shown:
+        if name not in visible:
             raise EngineError(f"current stack does not have output property '{name}'")
-        value = shown[name]
+        value = visible[name]
         print(json.dumps(value, indent=2) if as_json or not isinstance(value, str) else value)
         return
     if as_json:
-        print(json.dumps(shown, indent=2, sort_keys=True))
+        print(json.dumps(visible, indent=2, sort_keys=True))
         return
-    print(f"Current stack outputs ({len(shown)}):")
+    print(f"Current stack outputs ({len(visible)}):")
     print("    OUTPUT  VALUE")
-    for key in sorted(shown):
-        value = shown[key]
+    for key in sorted(visible):
+        value = visible[key]
         print(f"    {key}  {value if isinstance(value, str) else json.dumps(value)}")
 
 
@@ -131,10 +131,8 @@ def config_set(
     ctx.require_stack()
     full_key = ctx.project.full_key(key)
     if value is None:
-        value = stdin.read()
-        if value.endswith("\n"):
-            value = value[:-1]
-            value = value.removesuffix("\r")
+        # One trailing line break (from `echo` or a heredoc) is not part of the value.
+        value = stdin.read().removesuffix("\n").removesuffix("\r")
 
     config_file = ctx.stack_config
     if secret:

@@ -90,7 +90,7 @@ def unwrap_secrets(value: Any) -> Any:
 
 
 def contains_unknown(value: Any) -> bool:
-    """Whether a value holds a preview's unknown (`pulumi.output.Unknown`) anywhere."""
+    """Whether a value contains a preview's unknown (`pulumi.output.Unknown`) anywhere."""
     # Imported here so that commands that never run the program skip importing pulumi.
     from pulumi.output import Unknown
 

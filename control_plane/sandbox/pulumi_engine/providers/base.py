@@ -31,7 +31,7 @@ LOWERCASE_NAMES = frozenset(
 
 @dataclass(frozen=True)
 class ProviderContext:
-    """Where providers act: the AWS clients, the stack's region and the account id."""
+    """AWS clients, region and account id that providers act on."""
 
     clients: ClientFactory
     region: str

@@ -237,7 +237,7 @@ class BeanstalkEnvironment(ResourceProvider):
         return by_name[0] if by_name else None
 
     def _target(self, old: ResourceState) -> dict[str, str]:
-        """Parameters naming the environment: its id when the API knows it, else its name."""
+        """Parameters naming the environment: its id when the API returns one, else its name."""
         live = self._describe(old)
         if live is not None and live.get("EnvironmentId"):
             return {"EnvironmentId": live["EnvironmentId"]}

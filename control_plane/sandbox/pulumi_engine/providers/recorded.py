@@ -1,7 +1,7 @@
 """Resources the engine records in state only (IAM, EC2 security groups, RDS, ...).
 
 Their ids and computed outputs are derived from the URN, so they look like AWS's and stay
-the same from run to run; nothing is created in the sandbox for them.
+the same from run to run. Nothing is created in the sandbox for them.
 """
 
 from __future__ import annotations
