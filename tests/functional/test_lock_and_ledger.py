@@ -89,3 +89,15 @@ def test_ledger_keeps_one_record_per_request(table: str) -> None:
     ]
     assert records[0]["outcome"] == "Deployed"
     assert records[1]["plan"] is None
+
+
+def test_operator_release_only_frees_the_holder_seen(table: str) -> None:
+    dynamodb = store.client("dynamodb")
+    store.acquire_lock("dev", "r-1", "arn:1")
+
+    stale = store.force_release_lock("dev", "r-0", table, dynamodb)
+    current = store.force_release_lock("dev", "r-1", table, dynamodb)
+
+    assert stale is False
+    assert current is True
+    assert store.read_lock("dev", table, dynamodb) is None
