@@ -17,21 +17,29 @@ from constructs import Construct
 
 from lambdas.common.errors import FAILURE_NAMES, UNEXPECTED_FAILURE
 
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A Retry rule on one named error, with a constant interval."""
+
+    error: str
+    interval_seconds: int
+    max_attempts: int
+
+
 # Stack outputs can lag behind a finished `pulumi up`: retry 5 times, 10 s apart.
-OUTPUT_READ_RETRIES = 5
-OUTPUT_READ_INTERVAL = Duration.seconds(10)
+OUTPUTS_RETRY = RetryPolicy("OutputsNotAvailable", interval_seconds=10, max_attempts=5)
 # Environment readiness: 30 checks 20 s apart (the first check plus 29 retries).
 ENVIRONMENT_CHECKS = 30
-ENVIRONMENT_CHECK_INTERVAL = Duration.seconds(20)
+READINESS_RETRY = RetryPolicy(
+    "EnvironmentNotReady", interval_seconds=20, max_attempts=ENVIRONMENT_CHECKS - 1
+)
 # Another request holds the lock: check every 30 s for up to 20 minutes.
-LOCK_RETRIES = 40
-LOCK_RETRY_INTERVAL = Duration.seconds(30)
+LOCK_RETRY = RetryPolicy("EnvironmentLocked", interval_seconds=30, max_attempts=40)
 # EB refused the update because an operation is in progress.
-BUSY_RETRIES = 15
-BUSY_RETRY_INTERVAL = Duration.seconds(20)
+BUSY_RETRY = RetryPolicy("EnvironmentBusy", interval_seconds=20, max_attempts=15)
 # The app's health URL, after EB reports the new version Ready.
-HEALTH_RETRIES = 5
-HEALTH_RETRY_INTERVAL = Duration.seconds(10)
+HEALTH_RETRY = RetryPolicy("HealthCheckFailed", interval_seconds=10, max_attempts=5)
 
 ALL_ERRORS = [sfn.Errors.ALL]
 
@@ -54,6 +62,15 @@ class TaskFunctions:
     verify_health: lambda_.IFunction
     release_lock: lambda_.IFunction
     record: lambda_.IFunction
+
+
+def _add_retry(task: tasks.LambdaInvoke, policy: RetryPolicy) -> None:
+    task.add_retry(
+        errors=[policy.error],
+        interval=Duration.seconds(policy.interval_seconds),
+        max_attempts=policy.max_attempts,
+        backoff_rate=1,
+    )
 
 
 def _task_payload(**extra: str) -> sfn.TaskInput:
@@ -118,12 +135,7 @@ class DeploymentWorkflow(Construct):
             payload_response_only=True,
             result_path="$.lock",
         )
-        task.add_retry(
-            errors=["EnvironmentLocked"],
-            interval=LOCK_RETRY_INTERVAL,
-            max_attempts=LOCK_RETRIES,
-            backoff_rate=1,
-        )
+        _add_retry(task, LOCK_RETRY)
         task.add_catch(self._record_failure, errors=ALL_ERRORS, result_path="$.failure")
         self._acquire_lock_state = task
         return task
@@ -147,12 +159,7 @@ class DeploymentWorkflow(Construct):
             target="$.target",
             inspection="$.inspection",
         )
-        wait_for_transition.add_retry(
-            errors=["EnvironmentNotReady"],
-            interval=ENVIRONMENT_CHECK_INTERVAL,
-            max_attempts=ENVIRONMENT_CHECKS - 1,
-            backoff_rate=1,
-        )
+        _add_retry(wait_for_transition, READINESS_RETRY)
         wait_for_transition.next(inspect)
 
         def action(name: str, pulumi_action: str) -> sfn.Pass:
@@ -227,12 +234,7 @@ class DeploymentWorkflow(Construct):
             target="$.target",
             catch=False,
         )
-        resolve.add_retry(
-            errors=["OutputsNotAvailable"],
-            interval=OUTPUT_READ_INTERVAL,
-            max_attempts=OUTPUT_READ_RETRIES,
-            backoff_rate=1,
-        )
+        _add_retry(resolve, OUTPUTS_RETRY)
         fallback = self._lambda_task(
             "FallbackOutputs", self._functions.fallback_outputs, "$.outputs", target="$.target"
         )
@@ -243,67 +245,29 @@ class DeploymentWorkflow(Construct):
         return resolve.next(wait)
 
     def _wait_for_environment(self) -> sfn.IChainable:
-        task = self._lambda_task(
-            "WaitForEnvironment",
-            self._functions.wait_for_environment,
-            "$.environment",
-            target="$.target",
-            outputs="$.outputs",
+        task = self._environment_task(
+            "WaitForEnvironment", self._functions.wait_for_environment, "$.environment"
         )
-        task.add_retry(
-            errors=["EnvironmentNotReady"],
-            interval=ENVIRONMENT_CHECK_INTERVAL,
-            max_attempts=ENVIRONMENT_CHECKS - 1,
-            backoff_rate=1,
-        )
+        _add_retry(task, READINESS_RETRY)
         return task.next(self._deploy_version())
 
     def _deploy_version(self) -> sfn.IChainable:
-        task = self._lambda_task(
-            "DeployVersion",
-            self._functions.deploy_version,
-            "$.deployment",
-            target="$.target",
-            outputs="$.outputs",
+        task = self._environment_task(
+            "DeployVersion", self._functions.deploy_version, "$.deployment"
         )
-        task.add_retry(
-            errors=["EnvironmentBusy"],
-            interval=BUSY_RETRY_INTERVAL,
-            max_attempts=BUSY_RETRIES,
-            backoff_rate=1,
-        )
+        _add_retry(task, BUSY_RETRY)
         return task.next(self._wait_for_deployment())
 
     def _wait_for_deployment(self) -> sfn.IChainable:
-        task = self._lambda_task(
-            "WaitForDeployment",
-            self._functions.wait_for_deployment,
-            "$.environment",
-            target="$.target",
-            outputs="$.outputs",
+        task = self._environment_task(
+            "WaitForDeployment", self._functions.wait_for_deployment, "$.environment"
         )
-        task.add_retry(
-            errors=["EnvironmentNotReady"],
-            interval=ENVIRONMENT_CHECK_INTERVAL,
-            max_attempts=ENVIRONMENT_CHECKS - 1,
-            backoff_rate=1,
-        )
+        _add_retry(task, READINESS_RETRY)
         return task.next(self._verify_health())
 
     def _verify_health(self) -> sfn.IChainable:
-        task = self._lambda_task(
-            "VerifyHealth",
-            self._functions.verify_health,
-            "$.health",
-            target="$.target",
-            outputs="$.outputs",
-        )
-        task.add_retry(
-            errors=["HealthCheckFailed"],
-            interval=HEALTH_RETRY_INTERVAL,
-            max_attempts=HEALTH_RETRIES,
-            backoff_rate=1,
-        )
+        task = self._environment_task("VerifyHealth", self._functions.verify_health, "$.health")
+        _add_retry(task, HEALTH_RETRY)
         done = sfn.Succeed(self, "Deployed")
         record = self._record("Record", next_state=done)
         return task.next(self._release_lock("ReleaseLock", next_state=record))
@@ -355,6 +319,14 @@ class DeploymentWorkflow(Construct):
             sfn.Fail(
                 self, UNEXPECTED_FAILURE, error=UNEXPECTED_FAILURE, cause_path="$.failure.Cause"
             )
+        )
+
+    def _environment_task(
+        self, name: str, function: lambda_.IFunction, result_path: str
+    ) -> tasks.LambdaInvoke:
+        """A task that acts on the environment named by the resolved stack outputs."""
+        return self._lambda_task(
+            name, function, result_path, target="$.target", outputs="$.outputs"
         )
 
     def _lambda_task(

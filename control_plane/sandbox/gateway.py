@@ -105,7 +105,9 @@ class SandboxGateway:
             except ProjectNotFound as error:
                 document = {"__type": "ResourceNotFoundException", "message": str(error)}
                 return _respond(
-                    start_response, 400, json.dumps(document).encode(),
+                    start_response,
+                    400,
+                    json.dumps(document).encode(),
                     "application/x-amz-json-1.1",
                 )
         else:

@@ -156,10 +156,9 @@ class Sandbox:
         with _NO_PROXY.open(request, timeout=30):
             pass
 
-    def _set_process_environment(self) -> None:
-        """Point this process's AWS clients (the task handlers run here) at the sandbox."""
-        variables = {
-            "MOTO_PORT": str(self._server.server_port),
+    def _aws_variables(self) -> dict[str, str]:
+        """Variables that send every AWS SDK call to the sandbox, never to AWS."""
+        return {
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_ACCESS_KEY_ID": "sandbox",
             "AWS_SECRET_ACCESS_KEY": "sandbox",
@@ -167,6 +166,10 @@ class Sandbox:
             "AWS_REGION": self.options.region,
             "AWS_EC2_METADATA_DISABLED": "true",
         }
+
+    def _set_process_environment(self) -> None:
+        """Point this process's AWS clients (the task handlers run here) at the sandbox."""
+        variables = {"MOTO_PORT": str(self._server.server_port), **self._aws_variables()}
         for spec in self.resources.functions.values():
             variables.update(spec.environment)
         staged = self._staged_environments_file()
@@ -220,12 +223,7 @@ class Sandbox:
             base_environment={
                 "PATH": os.environ.get("PATH", ""),
                 "HOME": os.environ.get("HOME", "/tmp"),
-                "AWS_ENDPOINT_URL": self.endpoint_url,
-                "AWS_ACCESS_KEY_ID": "sandbox",
-                "AWS_SECRET_ACCESS_KEY": "sandbox",
-                "AWS_DEFAULT_REGION": self.options.region,
-                "AWS_REGION": self.options.region,
-                "AWS_EC2_METADATA_DISABLED": "true",
+                **self._aws_variables(),
                 "PULUMI_CONFIG_PASSPHRASE": passphrase,
                 "PULUMI_SKIP_UPDATE_CHECK": "true",
                 "PULUMI_HOME": str(self.options.work_dir / "pulumi-home"),

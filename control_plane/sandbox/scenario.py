@@ -12,6 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lambdas.common.errors import FAILURE_NAMES
 from lambdas.common.settings import format_validation_error
 
 SUPPORTED_STEPS = ("deploy", "wait_all", "terminate_environment")
@@ -38,24 +39,8 @@ PLANNED_FAULTS = (
     "large_preview",
     "missing_secret",
 )
-OUTCOMES = (
-    "Deployed",
-    "Superseded",
-    "RolledBack",
-    "InvalidRequest",
-    "ConfigurationMissing",
-    "BundleInvalid",
-    "StackNotSelected",
-    "StackLocked",
-    "PreviewFailed",
-    "UpFailed",
-    "OutputsNotAvailable",
-    "EnvironmentNotReady",
-    "VersionConflict",
-    "DeploymentFailed",
-    "HealthCheckFailed",
-    "RollbackFailed",
-)
+# Outcomes a scenario may expect: the failure names plus the ends that are not errors.
+OUTCOMES = ("Deployed", "Superseded", "RolledBack", "RollbackFailed", *FAILURE_NAMES)
 
 
 class ScenarioError(ValueError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .aws import client
+from .errors import EnvironmentNotReady
 
 # Statuses in which EB is still working on the environment; a deployment waits them out.
 TRANSITIONAL_STATUSES = frozenset(
@@ -59,3 +60,24 @@ def summarize(environment: dict[str, Any]) -> dict[str, Any]:
         "versionLabel": environment.get("VersionLabel"),
         "abortableOperationInProgress": environment.get("AbortableOperationInProgress", False),
     }
+
+
+def require_ready(region: str, application: str, name: str) -> dict[str, Any] | None:
+    """Return the environment's summary once it is Ready; None when it does not exist.
+
+    Raises EnvironmentNotReady, which the workflow retries, while EB is still working on it.
+    Every check is logged with the environment's status and health.
+    """
+    from .observability import logger
+
+    environment = find_environment(region, application, name)
+    if environment is None:
+        logger.info("environment check", extra={"eb_environment": name, "status": "missing"})
+        return None
+    summary = summarize(environment)
+    logger.info("environment check", extra=log_fields(summary))
+    if summary["status"] != "Ready":
+        raise EnvironmentNotReady(
+            f"environment {name} is {summary['status']} (health {summary['health']})"
+        )
+    return summary

@@ -71,24 +71,29 @@ def acquire_lock(environment: str, request_id: str, execution_arn: str) -> dict[
     return {"token": int(item["fencingToken"]["N"]), "acquiredAt": now}
 
 
-def release_lock(environment: str, request_id: str) -> bool:
-    """Release the lease if this request holds it; return whether anything was released.
+def _remove_holder(environment: str, holder: str, table_name: str, dynamodb: Any) -> bool:
+    """Clear the lease while `holder` holds it; return whether it did.
 
     The item stays, without a holder, so the fencing token keeps growing across leases.
     """
     try:
-        client("dynamodb").update_item(
-            TableName=_table_name(),
+        dynamodb.update_item(
+            TableName=table_name,
             Key=_lock_key(environment),
             UpdateExpression="REMOVE holder, executionArn, acquiredAt, expiresAt",
-            ConditionExpression="holder = :me",
-            ExpressionAttributeValues={":me": {"S": request_id}},
+            ConditionExpression="holder = :holder",
+            ExpressionAttributeValues={":holder": {"S": holder}},
         )
     except Exception as error:
         if error_code(error) == "ConditionalCheckFailedException":
             return False
         raise
     return True
+
+
+def release_lock(environment: str, request_id: str) -> bool:
+    """Release the lease if this request holds it; return whether anything was released."""
+    return _remove_holder(environment, request_id, _table_name(), client("dynamodb"))
 
 
 def read_lock(
@@ -107,19 +112,7 @@ def force_release_lock(environment: str, holder: str, table_name: str, dynamodb:
 
     The condition keeps a request that took the lock after the operator looked from losing it.
     """
-    try:
-        dynamodb.update_item(
-            TableName=table_name,
-            Key=_lock_key(environment),
-            UpdateExpression="REMOVE holder, executionArn, acquiredAt, expiresAt",
-            ConditionExpression="holder = :seen",
-            ExpressionAttributeValues={":seen": {"S": holder}},
-        )
-    except Exception as error:
-        if error_code(error) == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return _remove_holder(environment, holder, table_name, dynamodb)
 
 
 def _to_attribute(value: Any) -> dict[str, Any]:
