@@ -143,6 +143,11 @@ def _from_attribute(attribute: dict[str, Any]) -> Any:
     return value
 
 
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """Decode a DynamoDB item (attribute-value form) into plain Python values."""
+    return {key: _from_attribute(value) for key, value in item.items()}
+
+
 def put_ledger_record(environment: str, request_id: str, record: dict[str, Any]) -> None:
     item = {key: _to_attribute(value) for key, value in record.items()}
     item["pk"] = {"S": f"ENV#{environment}"}
