@@ -167,7 +167,5 @@ def ledger_records(
             ":prefix": {"S": "REQUEST#"},
         },
     )
-    records = [
-        {key: _from_attribute(value) for key, value in item.items()} for item in response["Items"]
-    ]
+    records = [from_item(item) for item in response["Items"]]
     return sorted(records, key=lambda record: record.get("finishedAt", 0))
