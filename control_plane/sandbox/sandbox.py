@@ -76,6 +76,8 @@ class Sandbox:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._saved_environment: dict[str, str | None] = {}
+        self._redirected: list[tuple[logging.StreamHandler, Any]] = []
+        self._log_file: Any = None
 
     # Lifecycle
 
@@ -121,6 +123,12 @@ class Sandbox:
         if self._thread is not None:
             self._thread.join(timeout=10)
         logging.getLogger("control-plane").removeHandler(self.log_capture)
+        for handler, stream in self._redirected:
+            handler.setStream(stream)
+        self._redirected = []
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
         for key, value in self._saved_environment.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -183,7 +191,20 @@ class Sandbox:
         client.cache_clear()
         current_settings.cache_clear()
         capture_logger = logging.getLogger("control-plane")
+        for handler in capture_logger.handlers:
+            # Capture the same JSON lines Powertools writes, extra keys included.
+            if isinstance(handler, logging.StreamHandler) and handler.formatter is not None:
+                self.log_capture.setFormatter(handler.formatter)
         capture_logger.addHandler(self.log_capture)
+        if not self.options.echo_logs:
+            self._redirect_task_logs(capture_logger)
+
+    def _redirect_task_logs(self, task_logger: logging.Logger) -> None:
+        """Write the task handlers' JSON log lines to <work dir>/lambdas.log, not stdout."""
+        self._log_file = (self.options.work_dir / "lambdas.log").open("a", encoding="utf-8")
+        for handler in task_logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler is not self.log_capture:
+                self._redirected.append((handler, handler.setStream(self._log_file)))
 
     def _staged_environments_file(self) -> Path:
         from lambdas.common.settings import load_settings

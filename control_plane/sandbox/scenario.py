@@ -12,8 +12,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from lambdas.common.errors import FAILURE_NAMES
+from lambdas.common.errors import FAILURE_NAMES, UNEXPECTED_FAILURE
 from lambdas.common.settings import format_validation_error
+from lambdas.common.strict_yaml import load_yaml
 
 SUPPORTED_STEPS = ("deploy", "wait_all", "terminate_environment")
 PLANNED_STEPS = ("advance", "maintenance", "eb_event", "stack_config")
@@ -40,7 +41,14 @@ PLANNED_FAULTS = (
     "missing_secret",
 )
 # Outcomes a scenario may expect: the failure names plus the ends that are not errors.
-OUTCOMES = ("Deployed", "Superseded", "RolledBack", "RollbackFailed", *FAILURE_NAMES)
+OUTCOMES = (
+    "Deployed",
+    "Superseded",
+    "RolledBack",
+    "RollbackFailed",
+    *FAILURE_NAMES,
+    UNEXPECTED_FAILURE,
+)
 
 
 class ScenarioError(ValueError):
@@ -126,15 +134,19 @@ class Scenario(_Strict):
 
 
 def _single_key(item: Any, where: str) -> tuple[str, Any]:
-    keys = [key for key in item if key != "at_step"] if isinstance(item, dict) else []
+    if not isinstance(item, dict):
+        raise ScenarioError(f"{where}: expected a mapping such as `deploy: {{version: v1}}`")
+    keys = [key for key in item if key != "at_step"]
     if len(keys) != 1:
         raise ScenarioError(f"{where}: expected one key naming the step or fault, got {keys}")
     return keys[0], item[keys[0]]
 
 
 def parse_step(item: Any, index: int) -> Step:
-    where = f"steps.{index}"
+    where = f"steps.{index - 1} (step {index})"
     kind, arguments = _single_key(item, where)
+    if "at_step" in item:
+        raise ScenarioError(f"{where}: at_step belongs to a fault, not to a step")
     if kind in PLANNED_STEPS:
         raise ScenarioError(
             f"{where}: step {kind!r} is not supported by this version of the sandbox yet "
@@ -142,7 +154,11 @@ def parse_step(item: Any, index: int) -> Step:
         )
     if kind not in SUPPORTED_STEPS:
         raise ScenarioError(f"{where}: unknown step {kind!r} (known: {', '.join(SUPPORTED_STEPS)})")
-    arguments = arguments or {}
+    arguments = {} if arguments is None else arguments
+    if not isinstance(arguments, dict):
+        raise ScenarioError(
+            f"{where}.{kind}: expected a mapping of arguments, got {type(arguments).__name__}"
+        )
     if kind == "deploy":
         try:
             DeployStep.model_validate(arguments)
@@ -161,7 +177,7 @@ _FAULT_MODELS: dict[str, type[BaseModel]] = {
 
 
 def parse_fault(item: Any, index: int, step_count: int) -> FaultSpec:
-    where = f"faults.{index}"
+    where = f"faults.{index - 1}"
     kind, arguments = _single_key(item, where)
     if kind in PLANNED_FAULTS:
         raise ScenarioError(
@@ -177,7 +193,7 @@ def parse_fault(item: Any, index: int, step_count: int) -> FaultSpec:
     except ValidationError as error:
         raise ScenarioError(f"{where}.{kind}: {format_validation_error(error)}") from None
     at_step = item.get("at_step", 1)
-    if not isinstance(at_step, int) or not 1 <= at_step <= step_count:
+    if isinstance(at_step, bool) or not isinstance(at_step, int) or not 1 <= at_step <= step_count:
         raise ScenarioError(f"{where}.at_step: must be a step number from 1 to {step_count}")
     return FaultSpec(kind=kind, arguments=model, at_step=at_step)
 
@@ -192,10 +208,12 @@ class LoadedScenario(BaseModel):
 def load_scenario(path: Path, known_environments: set[str]) -> LoadedScenario:
     """Parse and validate a scenario file; raise ScenarioError naming the key and the problem."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ScenarioError(f"{path}: cannot read the file: {error.strerror}") from None
-    except yaml.YAMLError as error:
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except (yaml.YAMLError, ValueError) as error:
         raise ScenarioError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(document, dict):
         raise ScenarioError(f"{path}: expected a mapping with name, environment, steps, expect")
@@ -213,6 +231,50 @@ def load_scenario(path: Path, known_environments: set[str]) -> LoadedScenario:
         faults = [
             parse_fault(item, index, len(steps)) for index, item in enumerate(scenario.faults, 1)
         ]
+        _check_consistency(scenario, steps, path.parent)
     except ScenarioError as error:
         raise ScenarioError(f"{path}: {error}") from None
     return LoadedScenario(source=str(path), scenario=scenario, steps=steps, faults=faults)
+
+
+def _check_consistency(scenario: Scenario, steps: list[Step], base: Path) -> None:
+    """Reject what would only fail after the sandbox started: a run never pays for a typo."""
+    from ..bundle import BundleError, check_structure
+
+    request_ids: dict[str, int] = {}
+    for index, step in enumerate(steps, 1):
+        if step.kind != "deploy":
+            continue
+        deploy = DeployStep.model_validate(step.arguments)
+        request_id = deploy.request_id or f"r-{index}"
+        if request_id in request_ids:
+            raise ScenarioError(
+                f"steps.{index - 1} (step {index}).deploy.request_id: {request_id!r} is already "
+                f"used by step {request_ids[request_id]}; each deploy needs its own request id"
+            )
+        request_ids[request_id] = index
+        if deploy.bundle and not deploy.bundle.startswith("s3://"):
+            source = Path(deploy.bundle)
+            try:
+                check_structure(source if source.is_absolute() else base / source)
+            except BundleError as error:
+                raise ScenarioError(
+                    f"steps.{index - 1} (step {index}).deploy.bundle: {error}"
+                ) from None
+    for number, expectation in enumerate(scenario.expect):
+        kind = steps[expectation.step - 1].kind
+        if kind != "deploy":
+            raise ScenarioError(
+                f"expect.{number}.step: step {expectation.step} is {kind!r}; expectations "
+                "apply to deploy steps"
+            )
+
+
+def check_unique_names(loaded: list[LoadedScenario]) -> None:
+    """Scenario names must be unique in a suite."""
+    seen: dict[str, str] = {}
+    for item in loaded:
+        name = item.scenario.name
+        if name in seen:
+            raise ScenarioError(f"{item.source}: name: {name!r} is also used by {seen[name]}")
+        seen[name] = item.source

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tempfile
 import urllib.request
 from collections.abc import Callable
@@ -20,11 +22,15 @@ from ..executions import (
     upload_bundle,
     wait_for_execution,
 )
-from .scenario import DeployStep, Expectation, LoadedScenario, ScenarioError, load_scenario
+from .scenario import DeployStep, Expectation, LoadedScenario, load_scenario
 from .template import REPO_ROOT
 
 SAMPLE_APP = REPO_ROOT / "samples" / "webapp"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class StepFailed(RuntimeError):
+    """A step could not do what it says (the scenario, not the control plane, is wrong)."""
 
 
 @dataclass
@@ -38,7 +44,9 @@ class StepResult:
     plan: str | None = None
     outcome: str | None = None
     builds_started: int = 0
+    recoveries: int = 0
     serving_version: str | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -86,15 +94,14 @@ class ScenarioRun:
         for index, step in enumerate(self.loaded.steps, 1):
             self._arm_faults(index)
             builds_before = len(self.sandbox.codebuild.builds)
+            recoveries_before = self._recovery_executions()
             result = StepResult(index=index, kind=step.kind)
-            if step.kind == "deploy":
-                self._deploy(DeployStep.model_validate(step.arguments), result)
-            elif step.kind == "wait_all":
-                self._finish_pending()
-            elif step.kind == "terminate_environment":
-                self._terminate()
-            if result.report is not None or step.kind != "deploy":
-                result.builds_started = len(self.sandbox.codebuild.builds) - builds_before
+            try:
+                self._run_step(step.kind, step.arguments, result)
+            except StepFailed as error:
+                result.error = str(error)
+            result.builds_started = len(self.sandbox.codebuild.builds) - builds_before
+            result.recoveries = self._recovery_executions() - recoveries_before
             self.results.append(result)
         self._finish_pending()
         outcome = ScenarioResult(
@@ -105,6 +112,14 @@ class ScenarioRun:
         return outcome
 
     # Steps
+
+    def _run_step(self, kind: str, arguments: dict[str, Any], result: StepResult) -> None:
+        if kind == "deploy":
+            self._deploy(DeployStep.model_validate(arguments), result)
+        elif kind == "wait_all":
+            self._finish_pending()
+        elif kind == "terminate_environment":
+            self._terminate()
 
     def _arm_faults(self, index: int) -> None:
         for fault in self.loaded.faults:
@@ -174,13 +189,25 @@ class ScenarioRun:
             ApplicationName=self.settings.eb_application, IncludeDeleted=False
         )["Environments"]
         if not environments:
-            raise ScenarioError("terminate_environment: no live environment to terminate")
+            raise StepFailed("terminate_environment: no live environment to terminate")
         for environment in environments:
             eb.terminate_environment(EnvironmentName=environment["EnvironmentName"])
         # A console user waits until the termination completes.
         self.sandbox.clock.advance(self.scenario.clock.terminate_seconds + 1)
 
     # Observations
+
+    def _recovery_executions(self) -> int:
+        """Count executions started with trigger=recovery (EventBridge starts them on AWS)."""
+        sfn = self.sfn
+        arn = self.sandbox.resources.state_machine_arn
+        count = 0
+        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
+            for execution in page["executions"]:
+                described = sfn.describe_execution(executionArn=execution["executionArn"])
+                if json.loads(described.get("input") or "{}").get("trigger") == "recovery":
+                    count += 1
+        return count
 
     def _ledger_record(
         self, environment: str | None, request_id: str | None
@@ -218,7 +245,7 @@ class ScenarioRun:
             "plan": lambda: result.plan,
             "serving_version": lambda: result.serving_version,
             "codebuild_builds": lambda: result.builds_started,
-            "recoveries": lambda: 0,
+            "recoveries": lambda: result.recoveries,
         }
         for key, value_of in observed.items():
             wanted = getattr(expectation, key)
@@ -251,7 +278,12 @@ class ScenarioRun:
         return CheckResult(True, f"PASS {summary}")
 
     def _always_checked(self) -> list[CheckResult]:
-        checks = [self._no_lock_left(), self._one_record_per_request(), self._no_secret_leaked()]
+        checks = [
+            CheckResult(False, f"FAIL step {result.index} ({result.kind}): {result.error}")
+            for result in self.results
+            if result.error
+        ]
+        checks += [self._no_lock_left(), self._one_record_per_request(), self._no_secret_leaked()]
         return checks
 
     def _no_lock_left(self) -> CheckResult:
@@ -322,5 +354,9 @@ def run_scenario_file(path: Path, *, work_root: Path | None = None) -> ScenarioR
         update_seconds=clock.update_seconds,
         terminate_seconds=clock.terminate_seconds,
     )
-    with Sandbox(options) as sandbox:
-        return ScenarioRun(loaded, sandbox).run()
+    try:
+        with Sandbox(options) as sandbox:
+            return ScenarioRun(loaded, sandbox).run()
+    finally:
+        if not os.environ.get("CONTROL_PLANE_KEEP_SCENARIO_DIRS"):
+            shutil.rmtree(work_dir, ignore_errors=True)

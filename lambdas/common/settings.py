@@ -11,7 +11,7 @@ import os
 import re
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -51,12 +51,16 @@ class EnvironmentSettings(BaseModel):
             raise ValueError("must be an s3:// URL (the Pulumi DIY S3 backend)")
         return value
 
-    @field_validator("required_secrets")
+    @field_validator("required_secrets", mode="before")
     @classmethod
-    def _check_secret_keys(cls, value: dict[str, SecretSource]) -> dict[str, SecretSource]:
-        for key in value:
-            if not SECRET_KEY_PATTERN.match(key):
-                raise ValueError(f"{key!r} is not a Pulumi config key of the form namespace:name")
+    def _check_secret_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            bad = [key for key in value if not SECRET_KEY_PATTERN.match(str(key))]
+            if bad:
+                raise ValueError(
+                    f"{', '.join(map(repr, bad))}: not Pulumi config keys of the form "
+                    "namespace:name"
+                )
         return value
 
     def resolved_backend_url(self, state_bucket: str) -> str:
@@ -73,11 +77,9 @@ class Settings(BaseModel):
     @field_validator("environments")
     @classmethod
     def _check_names(cls, value: dict[str, EnvironmentSettings]) -> dict[str, EnvironmentSettings]:
-        for name in value:
-            if not re.fullmatch(r"[a-z][a-z0-9-]{0,30}", name):
-                raise ValueError(
-                    f"environment name {name!r} must be lowercase letters, digits and dashes"
-                )
+        problem = _environment_name_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     def environment(self, name: str) -> EnvironmentSettings:
@@ -86,6 +88,21 @@ class Settings(BaseModel):
         except KeyError:
             known = ", ".join(sorted(self.environments))
             raise SettingsError(f"environment {name!r} is not defined (known: {known})") from None
+
+
+ENVIRONMENT_NAME_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,30}")
+
+
+def _environment_name_problem(environments: Any) -> str | None:
+    if not isinstance(environments, dict):
+        return None
+    bad = [name for name in environments if not ENVIRONMENT_NAME_PATTERN.fullmatch(str(name))]
+    if not bad:
+        return None
+    return (
+        f"environment names {', '.join(map(repr, bad))} must be 1 to 31 lowercase letters, "
+        "digits and dashes, starting with a letter"
+    )
 
 
 def format_validation_error(error: ValidationError) -> str:
@@ -98,13 +115,21 @@ def format_validation_error(error: ValidationError) -> str:
 
 
 def parse_settings(document: object, source: str) -> Settings:
+    """Validate a parsed environments file, reporting every problem at once."""
+    environments = document.get("environments") if isinstance(document, dict) else None
+    name_problem = _environment_name_problem(environments)
+    problems = [f"environments: {name_problem}"] if name_problem else []
     try:
-        return Settings.model_validate(document)
+        settings = Settings.model_validate(document)
     except ValidationError as error:
+        lines = format_validation_error(error).splitlines()
+        problems.extend(line for line in lines if name_problem is None or name_problem not in line)
+    if problems:
+        listed = "\n".join(problems)
         raise SettingsError(
-            f"{source} is invalid:\n{format_validation_error(error)}\n"
-            "Fix these keys and run the command again."
-        ) from None
+            f"{source} is invalid:\n{listed}\nFix these keys and run the command again."
+        )
+    return settings
 
 
 def load_settings(path: str | Path) -> Settings:
@@ -121,9 +146,11 @@ def load_settings(path: str | Path) -> Settings:
     else:
         import yaml  # Lambdas receive JSON, so only the CLI and the CDK app need PyYAML.
 
+        from .strict_yaml import load_yaml
+
         try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as error:
+            document = load_yaml(text)
+        except (yaml.YAMLError, ValueError) as error:
             raise SettingsError(f"{path} is not valid YAML: {error}") from None
     return parse_settings(document, str(path))
 
