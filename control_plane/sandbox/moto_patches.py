@@ -2,7 +2,8 @@
 
 Each patch closes one documented gap between moto and AWS:
 
-- Retry intervals and Wait states sleep in real time; here they advance the virtual clock.
+- Retry intervals and Wait states sleep in real time; here they advance the virtual clock, and
+  each running execution counts as an actor of that clock.
 - `arn:aws:states:::codebuild:startBuild.sync` is rejected as unsupported; here it starts the
   build and polls BatchGetBuilds as AWS does, with AWS's PascalCase parameters and output, and a
   failed build fails the task with States.TaskFailed and the build as JSON in the cause.
@@ -228,6 +229,36 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _patch_execution_actors() -> None:
+    """Register each running execution with the clock, so sleeps wait for busy executions."""
+    from moto.stepfunctions.parser.backend import execution_worker
+
+    worker = execution_worker.ExecutionWorker
+    original_start = worker.start
+    original_logic = worker._execution_logic
+
+    def start(self: Any) -> None:
+        # Registered before the thread starts, so a sleeper cannot slip past a new execution.
+        _clock().add_actor()
+        original_start(self)
+
+    def execution_logic(self: Any) -> None:
+        try:
+            original_logic(self)
+        finally:
+            _clock().remove_actor()
+
+    worker.start = start
+    worker._execution_logic = execution_logic
+
+    def start_sync(self: Any) -> None:
+        _clock().add_actor()
+        self._execution_logic()
+
+    # Express synchronous executions run inline instead of on a thread.
+    execution_worker.SyncExecutionWorker.start = start_sync
+
+
 def _patch_codebuild_sync() -> None:
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
 
@@ -256,3 +287,4 @@ def install_patches(clock: VirtualClock) -> None:
     _patch_wait_state()
     _patch_inner_endpoint()
     _patch_codebuild_sync()
+    _patch_execution_actors()

@@ -190,7 +190,9 @@ class Sandbox:
 
         client.cache_clear()
         current_settings.cache_clear()
-        capture_logger = logging.getLogger("control-plane")
+        from lambdas.common import observability  # creates the Powertools handler to redirect
+
+        capture_logger = logging.getLogger(observability.logger.service)
         for handler in capture_logger.handlers:
             # Capture the same JSON lines Powertools writes, extra keys included.
             if isinstance(handler, logging.StreamHandler) and handler.formatter is not None:

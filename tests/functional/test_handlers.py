@@ -215,3 +215,15 @@ def test_classify_uses_the_runner_result(sandbox: Sandbox, bundle_uri: str) -> N
     assert named == {"Error": "StackLocked", "Cause": "locked by ci@host"}
     assert unnamed["Error"] == "UpFailed"
     assert "CodeBuild build p:1" in unnamed["Cause"]
+
+
+def test_log_lines_carry_environment_and_request(sandbox: Sandbox, bundle_uri: str) -> None:
+    preflight.handler(event(bundle_uri), Context())
+
+    lines = [json.loads(line) for line in sandbox.log_capture.lines if "preflight passed" in line]
+
+    assert lines
+    assert lines[-1]["environment"] == "dev"
+    assert lines[-1]["request_id"] == "r-1"
+    assert lines[-1]["correlation_id"].endswith(":dev-r-1")
+    assert lines[-1]["secrets"] == ["db:password"]
