@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -44,6 +45,16 @@ def stage_lambda_code(settings: Settings, staging_dir: Path) -> Path:
         json.dumps(settings.model_dump(mode="json"), indent=2, sort_keys=True), encoding="utf-8"
     )
     return staging_dir
+
+
+def fingerprint_directory(directory: Path) -> str:
+    """Hash every file's path and content: the fingerprint of the Pulumi program and config."""
+    digest = hashlib.sha256()
+    for path in sorted(item for item in directory.rglob("*") if item.is_file()):
+        digest.update(path.relative_to(directory).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def stage_infra_source(staging_dir: Path) -> Path:
@@ -129,9 +140,9 @@ class ControlPlaneStack(Stack):
 
     def _pulumi_project(self, staging_dir: Path) -> codebuild.Project:
         """The CodeBuild project that runs infra/runner.py with the Pulumi CLI."""
-        self._infra_source = s3_assets.Asset(
-            self, "InfraSource", path=str(stage_infra_source(staging_dir))
-        )
+        source_dir = stage_infra_source(staging_dir)
+        self.program_fingerprint = fingerprint_directory(source_dir)
+        self._infra_source = s3_assets.Asset(self, "InfraSource", path=str(source_dir))
         project = codebuild.Project(
             self,
             "PulumiRunner",
@@ -172,6 +183,8 @@ class ControlPlaneStack(Stack):
             "BUNDLE_BUCKET": self.bundle_bucket.bucket_name,
             "TOPIC_ARN": self.topic.topic_arn,
             "ENVIRONMENTS_FILE": "environments.json",
+            # The program CodeBuild runs; InspectInfrastructure compares it with the last run.
+            "PROGRAM_FINGERPRINT": self.program_fingerprint,
             "POWERTOOLS_SERVICE_NAME": "control-plane",
         }
         functions = {}
@@ -194,8 +207,14 @@ class ControlPlaneStack(Stack):
         return task_functions
 
     def _grant(self, functions: TaskFunctions) -> None:
-        for function in (functions.acquire_lock, functions.release_lock, functions.record):
+        for function in (
+            functions.acquire_lock,
+            functions.release_lock,
+            functions.record,
+            functions.resolve_outputs,
+        ):
             self.table.grant_read_write_data(function)
+        self.table.grant_read_data(functions.inspect_infrastructure)
         self.topic.grant_publish(functions.record)
         for function in (
             functions.inspect_infrastructure,

@@ -151,7 +151,15 @@ class DeploymentWorkflow(Construct):
             "$.inspection",
             target="$.target",
         )
-        run_pulumi = self._run_pulumi()
+        resolve_outputs = self._resolve_outputs()
+        run_pulumi = self._run_pulumi(resolve_outputs)
+        # The fast path: the program is unchanged and was checked recently, so no build runs.
+        skip_pulumi = sfn.Pass(
+            self,
+            "SkipPulumi",
+            result=sfn.Result.from_object({"status": "SKIPPED"}),
+            result_path="$.build",
+        ).next(resolve_outputs)
         wait_for_transition = self._lambda_task(
             "WaitForTransition",
             self._functions.wait_for_transition,
@@ -176,11 +184,12 @@ class DeploymentWorkflow(Construct):
             .when(sfn.Condition.string_equals(plan, "provision"), action("Provision", "up"))
             .when(sfn.Condition.string_equals(plan, "recover"), action("Recover", "recover"))
             .when(sfn.Condition.string_equals(plan, "wait-transitional"), wait_for_transition)
+            .when(sfn.Condition.string_equals(plan, "none"), skip_pulumi)
             .otherwise(action("CheckDrift", "check"))
         )
         return inspect.next(choose)
 
-    def _run_pulumi(self) -> sfn.IChainable:
+    def _run_pulumi(self, resolve_outputs: sfn.IChainable) -> sfn.IChainable:
         plaintext = codebuild.BuildEnvironmentVariableType.PLAINTEXT
 
         def variable(value: str) -> codebuild.BuildEnvironmentVariable:
@@ -206,6 +215,7 @@ class DeploymentWorkflow(Construct):
                     )
                 ),
                 "CONTROL_PLANE_REQUEST_ID": variable(sfn.JsonPath.string_at("$.request.requestId")),
+                "PROGRAM_FINGERPRINT": variable(sfn.JsonPath.string_at("$.inspection.fingerprint")),
             },
             result_selector={
                 "id": sfn.JsonPath.string_at("$.Build.Id"),
@@ -224,7 +234,7 @@ class DeploymentWorkflow(Construct):
         classify.add_catch(self._release_after_failure, errors=ALL_ERRORS, result_path="$.error")
         classify.next(self._release_after_failure)
         task.add_catch(classify, errors=ALL_ERRORS, result_path="$.failure")
-        return task.next(self._resolve_outputs())
+        return task.next(resolve_outputs)
 
     def _resolve_outputs(self) -> sfn.IChainable:
         resolve = self._lambda_task(
@@ -232,6 +242,8 @@ class DeploymentWorkflow(Construct):
             self._functions.resolve_outputs,
             "$.outputs",
             target="$.target",
+            inspection="$.inspection",
+            build="$.build",
             catch=False,
         )
         _add_retry(resolve, OUTPUTS_RETRY)

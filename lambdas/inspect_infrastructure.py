@@ -2,21 +2,27 @@
 
 The order matters: no `ebEnvironmentName` output means the stack was never provisioned;
 an environment missing or Terminated in EB means Pulumi's state is stale and must be recovered;
-an environment mid-operation is waited out; otherwise a drift check decides whether to run `up`.
+an environment mid-operation is waited out. A live environment gets a drift check, unless the
+environment's infra_check policy lets the fast path skip Pulumi (plan `none`): the program's
+fingerprint is the one of the last good run and that run is recent enough.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 from .common.beanstalk import TRANSITIONAL_STATUSES, find_environment, summarize
 from .common.models import TaskEvent
 from .common.observability import logger, task_handler
 from .common.pulumi_state import read_stack_state
+from .common.settings import EnvironmentSettings, current_settings
+from .common.store import read_infrastructure_record
 
 
 def choose_plan(outputs: dict[str, Any], environment: dict[str, Any] | None) -> tuple[str, str]:
-    """Return (plan, reason)."""
+    """Return (plan, reason) from the state alone; a live environment gets `check-drift`."""
     name = outputs.get("ebEnvironmentName")
     if not name:
         return "provision", "the stack has no ebEnvironmentName output"
@@ -28,10 +34,33 @@ def choose_plan(outputs: dict[str, Any], environment: dict[str, Any] | None) -> 
     return "check-drift", f"environment {name} is {status}"
 
 
+def apply_policy(
+    settings: EnvironmentSettings,
+    fingerprint: str,
+    last_run: dict[str, Any] | None,
+    now: float,
+) -> tuple[str, str]:
+    """Decide between `check-drift` and `none` for a live environment."""
+    if settings.infra_check == "never":
+        return "none", "infra_check is never: Pulumi runs only to provision or recover"
+    if settings.infra_check == "always":
+        return "check-drift", "infra_check is always"
+    if not last_run:
+        return "check-drift", "no clean Pulumi run is recorded for this environment"
+    if last_run.get("fingerprint") != fingerprint:
+        return "check-drift", "the Pulumi program or its stack config changed since the last run"
+    age = now - float(last_run.get("checkedAt", 0))
+    if age > settings.drift_check_max_age_seconds:
+        return "check-drift", f"the last drift check is {age:.0f} s old"
+    return "none", f"program unchanged and drift checked {age:.0f} s ago"
+
+
 @task_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     task = TaskEvent.model_validate(event)
     target = task.require_target()
+    settings = current_settings().environment(target.environment)
+    fingerprint = os.environ.get("PROGRAM_FINGERPRINT", "unknown")
 
     state = read_stack_state(target.backend_url, target.project, target.stack, target.region)
     environment = None
@@ -39,15 +68,24 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     application = state.outputs.get("ebApplicationName") or target.eb_application
     if name:
         environment = find_environment(target.region, application, name)
-
     plan, reason = choose_plan(state.outputs, environment)
+    if plan == "check-drift":
+        last_run = read_infrastructure_record(target.environment)
+        plan, reason = apply_policy(settings, fingerprint, last_run, time.time())
+
     logger.info(
         "plan chosen",
-        extra={"plan": plan, "reason": reason, "pending_operations": state.pending_operations},
+        extra={
+            "plan": plan,
+            "reason": reason,
+            "policy": settings.infra_check,
+            "pending_operations": state.pending_operations,
+        },
     )
     return {
         "plan": plan,
         "reason": reason,
+        "fingerprint": fingerprint,
         "environmentName": name,
         "environment": summarize(environment) if environment else None,
     }

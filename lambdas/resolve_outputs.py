@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from .common.errors import OutputsNotAvailable
 from .common.models import StackOutputs, TaskEvent
 from .common.observability import logger, task_handler
 from .common.pulumi_state import read_stack_state
+from .common.store import write_infrastructure_record
 
 REQUIRED_OUTPUTS = ("ebEnvironmentName", "ebApplicationName")
 
@@ -26,4 +28,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         )
     outputs = StackOutputs.model_validate({**state.outputs, "source": "state"})
     logger.info("outputs resolved", extra={"eb_environment": outputs.eb_environment_name})
+    record_clean_run(task)
     return outputs.model_dump(by_alias=True)
+
+
+def record_clean_run(task: TaskEvent) -> None:
+    """After a successful Pulumi run, remember its program fingerprint for the fast path."""
+    fingerprint = (task.inspection or {}).get("fingerprint")
+    if (task.build or {}).get("status") != "SUCCEEDED" or not fingerprint:
+        return
+    write_infrastructure_record(task.request.environment, fingerprint, int(time.time()))
+    logger.info("clean Pulumi run recorded", extra={"fingerprint": fingerprint})

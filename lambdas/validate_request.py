@@ -31,9 +31,8 @@ def validate(raw: Any) -> DeploymentRequest:
         )
     if problems or request is None:
         listed = "\n".join(f"- {problem}" for problem in problems)
-        raise InvalidRequest(
-            f"the deployment request is invalid ({len(problems)} problems):\n{listed}"
-        )
+        count = f"{len(problems)} problem" if len(problems) == 1 else f"{len(problems)} problems"
+        raise InvalidRequest(f"the deployment request is invalid ({count}):\n{listed}")
     return request
 
 

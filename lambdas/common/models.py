@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Trigger = Literal["github", "manual", "recovery", "schedule"]
-Plan = Literal["provision", "recover", "wait-transitional", "check-drift"]
+Plan = Literal["provision", "recover", "wait-transitional", "check-drift", "none"]
 
 VERSION_LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+\-]{0,99}$"
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
@@ -73,6 +73,7 @@ class TaskEvent(BaseModel):
     outputs: StackOutputs | None = None
     lock: dict | None = None
     inspection: dict | None = None
+    build: dict | None = None
     deployment: dict | None = None
     failure: dict | None = None
 

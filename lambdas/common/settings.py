@@ -43,6 +43,15 @@ class EnvironmentSettings(BaseModel):
     eb_application: str = Field(min_length=1, max_length=100)
     health_path: str = Field(default="/health", pattern=r"^/")
     required_secrets: dict[str, SecretSource] = Field(default_factory=dict)
+    infra_check: Literal["always", "auto", "never"] = Field(
+        default="auto",
+        description=(
+            "always: a drift check (pulumi preview --refresh) on every deployment; auto: skip it "
+            "while the program is unchanged and the last check is recent; never: run Pulumi only "
+            "to provision or recover"
+        ),
+    )
+    drift_check_max_age_seconds: int = Field(default=6 * 60 * 60, ge=0)
 
     @field_validator("backend_url")
     @classmethod

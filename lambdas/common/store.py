@@ -169,3 +169,27 @@ def ledger_records(
     )
     records = [from_item(item) for item in response["Items"]]
     return sorted(records, key=lambda record: record.get("finishedAt", 0))
+
+
+def _infrastructure_key(environment: str) -> dict[str, Any]:
+    return {"pk": {"S": f"ENV#{environment}"}, "sk": {"S": "INFRASTRUCTURE"}}
+
+
+def read_infrastructure_record(environment: str) -> dict[str, Any] | None:
+    """Return the last good Pulumi run's program fingerprint and drift-check time, if any."""
+    item = (
+        client("dynamodb")
+        .get_item(TableName=_table_name(), Key=_infrastructure_key(environment))
+        .get("Item")
+    )
+    return from_item(item) if item else None
+
+
+def write_infrastructure_record(environment: str, fingerprint: str, checked_at: int) -> None:
+    """Remember that Pulumi ran cleanly for this program fingerprint at `checked_at`."""
+    item = {
+        **_infrastructure_key(environment),
+        "fingerprint": {"S": fingerprint},
+        "checkedAt": {"N": str(checked_at)},
+    }
+    client("dynamodb").put_item(TableName=_table_name(), Item=item)

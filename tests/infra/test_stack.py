@@ -91,6 +91,7 @@ def test_plan_choice_routes_each_plan(states: dict[str, Any]) -> None:
         "provision": "Provision",
         "recover": "Recover",
         "wait-transitional": "WaitForTransition",
+        "none": "SkipPulumi",
     }
     assert states["ChoosePlan"]["Default"] == "CheckDrift"
 
