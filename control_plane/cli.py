@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 import urllib.request
@@ -14,15 +15,32 @@ from typing import Any
 import boto3
 import click
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from lambdas.common.errors import UNEXPECTED_FAILURE
+from lambdas.common.models import REQUEST_ID_PATTERN
+from lambdas.common.store import from_item
 
 from .bundle import BundleError, build_bundle
-from .executions import ExecutionReport, start_deployment, upload_bundle, wait_for_execution
+from .executions import (
+    ExecutionReport,
+    execution_arn,
+    execution_name,
+    start_deployment,
+    upload_bundle,
+    wait_for_execution,
+)
 from .sandbox import daemon
+from .sandbox.template import REPO_ROOT
 
 STACK_NAME = "EbControlPlane"
+SAMPLE_APP = REPO_ROOT / "samples" / "webapp"
 # Exit status per outcome, so scripts and CI can tell failures apart. Usage errors exit 2.
 EXIT_CODES = {
     "Deployed": 0,
@@ -45,11 +63,34 @@ EXIT_CODES = {
     "EnvironmentBusy": 25,
     UNEXPECTED_FAILURE: 30,
 }
+# 128 + SIGINT, as shells report a command ended by Ctrl-C.
+INTERRUPTED_EXIT_CODE = 130
+SANDBOX_NOT_RUNNING_EXIT_CODE = 3
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class CliError(click.ClickException):
     """A user-facing error: printed without a traceback, exit status 1."""
+
+
+class BundleRejected(CliError):
+    """A local bundle that is invalid. Exits with BundleInvalid's code, as Preflight would."""
+
+    exit_code = EXIT_CODES["BundleInvalid"]
+
+
+class SandboxNotAnswering(CliError):
+    """A sandbox whose process runs but whose endpoint does not respond."""
+
+    exit_code = SANDBOX_NOT_RUNNING_EXIT_CODE
+
+
+class DeploymentInterrupted(Exception):
+    """Ctrl-C while deploying. `arn` is the execution's ARN once StartExecution has returned."""
+
+    def __init__(self, arn: str | None) -> None:
+        super().__init__(arn)
+        self.arn = arn
 
 
 @dataclass
@@ -66,10 +107,45 @@ class Target:
     sandbox_endpoint: str | None = None
 
     def virtual_seconds(self) -> float | None:
+        """Return the sandbox's virtual time, or None on AWS or if the sandbox does not respond."""
         if not self.sandbox_endpoint:
             return None
-        with _NO_PROXY.open(f"{self.sandbox_endpoint}/_sandbox/status", timeout=5) as response:
-            return float(json.loads(response.read())["virtualSeconds"])
+        try:
+            status = daemon.live_status({"endpoint": self.sandbox_endpoint})
+            return float(status["virtualSeconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+
+def _start_sandbox(state_dir: Path) -> dict[str, Any]:
+    """Start the background sandbox or wait for a concurrent start.
+
+    Raises CliError with the last lines of the sandbox log when the start fails.
+    """
+
+    def announce_wait() -> None:
+        click.echo("another command is starting or stopping the sandbox; waiting ...", err=True)
+
+    try:
+        return daemon.start_daemon(state_dir, on_wait=announce_wait)
+    except daemon.DaemonError as error:
+        lines = [str(error)]
+        if error.log_tail:
+            lines.append(f"Last lines of {daemon.log_path(state_dir)}:")
+            lines.extend(f"  {line}" for line in error.log_tail)
+        lines.append("Fix the problem shown above, then run the command again.")
+        raise CliError("\n".join(lines)) from None
+
+
+def _sandbox_client(state: dict[str, Any], service: str, config: Config | None = None) -> Any:
+    return boto3.client(
+        service,
+        region_name=state["region"],
+        endpoint_url=state["endpoint"],
+        aws_access_key_id="sandbox",
+        aws_secret_access_key="sandbox",
+        config=config,
+    )
 
 
 def _sandbox_target(start: bool) -> Target:
@@ -79,22 +155,12 @@ def _sandbox_target(start: bool) -> Target:
         if not start:
             raise CliError("no sandbox is running; start one with `control-plane sandbox start`")
         click.echo("starting the sandbox (first start synthesizes the CDK app) ...", err=True)
-        state = daemon.start_daemon(state_dir)
-
-    def client(service: str) -> Any:
-        return boto3.client(
-            service,
-            region_name=state["region"],
-            endpoint_url=state["endpoint"],
-            aws_access_key_id="sandbox",
-            aws_secret_access_key="sandbox",
-        )
-
+        state = _start_sandbox(state_dir)
     return Target(
-        sfn=client("stepfunctions"),
-        s3=client("s3"),
-        dynamodb=client("dynamodb"),
-        elasticbeanstalk=client("elasticbeanstalk"),
+        sfn=_sandbox_client(state, "stepfunctions"),
+        s3=_sandbox_client(state, "s3"),
+        dynamodb=_sandbox_client(state, "dynamodb"),
+        elasticbeanstalk=_sandbox_client(state, "elasticbeanstalk"),
         state_machine_arn=state["stateMachineArn"],
         bundle_bucket=state["bundleBucket"],
         table_name=state["tableName"],
@@ -122,6 +188,14 @@ def _aws_target(region: str | None) -> Target:
             f"({error.response['Error']['Message']}); deploy it with `cdk deploy` or pass "
             "the region it lives in with --region"
         ) from None
+    except BotoCoreError as error:
+        # An unknown region ends here too, because its endpoint does not resolve or returns an
+        # unparsable response.
+        raise CliError(
+            f"reading stack {STACK_NAME} from CloudFormation in region "
+            f"{session.region_name!r} failed ({error}); check that the region exists "
+            "(--region or AWS_REGION, for example us-east-1) and that the network reaches AWS"
+        ) from None
     outputs = {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
     return Target(
         sfn=session.client("stepfunctions", config=config),
@@ -141,7 +215,7 @@ def _build_local_bundle(bundle: str) -> bytes | None:
     try:
         return build_bundle(Path(bundle))
     except BundleError as error:
-        raise CliError(f"bundle rejected: {error}") from None
+        raise BundleRejected(f"bundle rejected: {error}") from None
 
 
 def _ledger_record(target: Target, environment: str, request_id: str) -> dict[str, Any]:
@@ -149,7 +223,7 @@ def _ledger_record(target: Target, environment: str, request_id: str) -> dict[st
         TableName=target.table_name,
         Key={"pk": {"S": f"ENV#{environment}"}, "sk": {"S": f"REQUEST#{request_id}"}},
     ).get("Item", {})
-    return {key: next(iter(value.values())) for key, value in item.items()}
+    return from_item(item)
 
 
 def _failure_message(report: ExecutionReport) -> str:
@@ -165,8 +239,6 @@ def _failure_message(report: ExecutionReport) -> str:
 
 def _app_url(target: Target, environment: str, record: dict[str, Any]) -> str | None:
     from lambdas.common.settings import load_settings
-
-    from .sandbox.template import REPO_ROOT
 
     settings = load_settings(REPO_ROOT / "environments.yaml").environment(environment)
     found = target.elasticbeanstalk.describe_environments(
@@ -184,6 +256,50 @@ def _check_app(url: str, health_path: str = "/health") -> str | None:
         return None
 
 
+def _start_or_find_execution(
+    target: Target, request: dict[str, Any], output: str
+) -> tuple[str, bool]:
+    """Start the request's execution and return its ARN and whether the request ran before.
+
+    A request id whose execution already ended (or ran with another input) makes
+    StartExecution fail with ExecutionAlreadyExists. That execution is then looked up by its
+    name, so a retried request reports the outcome it already had.
+    """
+    name = execution_name(request["environment"], request["requestId"])
+    try:
+        return start_deployment(target.sfn, target.state_machine_arn, request, name=name), False
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+            raise
+    arn = execution_arn(target.state_machine_arn, name)
+    description = target.sfn.describe_execution(executionArn=arn)
+    try:
+        previous = json.loads(description.get("input") or "{}")
+    except ValueError:
+        previous = {}
+    if not isinstance(previous, dict):
+        previous = {}
+    request_id = request["requestId"]
+    if previous.get("version") != request["version"]:
+        raise click.BadParameter(
+            f"request {request_id} already ran for version {previous.get('version')!r} "
+            f"(execution {arn}); pass a new --request-id to deploy {request['version']}",
+            param_hint="'--request-id'",
+        )
+    if output == "text":
+        click.echo(
+            f"request {request_id} already ran as execution {arn} "
+            f"({description['status']}); reporting its recorded outcome"
+        )
+    if previous.get("bundle") != request["bundle"]:
+        click.echo(
+            f"note: that execution deployed {previous.get('bundle')}, not this bundle "
+            f"({request['bundle']}); pass a new --request-id to deploy this one",
+            err=True,
+        )
+    return arn, True
+
+
 def run_deployment(
     target: Target,
     *,
@@ -192,28 +308,62 @@ def run_deployment(
     bundle: str,
     request_id: str,
     output: str,
+    bundle_data: bytes | None = None,
     started_by: str = "cli",
 ) -> int:
-    """Start one deployment, stream its states, print a summary; return the exit status."""
+    """Start one deployment, stream its states, print a summary; return the exit status.
+
+    `bundle_data` is the zip built from the folder `bundle` and is uploaded first; without it
+    `bundle` must be the s3:// URI of a built bundle. Raises DeploymentInterrupted on Ctrl-C.
+    """
     started = time.monotonic()
     virtual_start = target.virtual_seconds()
-    data = _build_local_bundle(bundle)
-    uri = (
-        bundle
-        if data is None
-        else upload_bundle(target.s3, target.bundle_bucket, environment, data)
-    )
-    request = {
-        "environment": environment,
-        "version": version,
-        "bundle": uri,
-        "requestId": request_id,
-        "trigger": "manual",
-        "startedBy": started_by,
-    }
-    arn = start_deployment(target.sfn, target.state_machine_arn, request)
+    try:
+        uri = (
+            bundle
+            if bundle_data is None
+            else upload_bundle(target.s3, target.bundle_bucket, environment, bundle_data)
+        )
+        request = {
+            "environment": environment,
+            "version": version,
+            "bundle": uri,
+            "requestId": request_id,
+            "trigger": "manual",
+            "startedBy": started_by,
+        }
+        if output == "text":
+            click.echo(f"deployment {request_id}: {environment} -> {version}")
+        arn, replayed = _start_or_find_execution(target, request, output)
+    except KeyboardInterrupt:
+        raise DeploymentInterrupted(None) from None
+    try:
+        summary = _follow_execution(target, arn, request, output)
+        virtual_end = target.virtual_seconds()
+    except KeyboardInterrupt:
+        raise DeploymentInterrupted(arn) from None
+    if virtual_start is not None and virtual_end is not None:
+        summary["virtualSeconds"] = virtual_end - virtual_start
+    summary["wallSeconds"] = round(time.monotonic() - started, 2)
+    _print_summary(summary, output)
+    code = EXIT_CODES.get(str(summary["outcome"]), EXIT_CODES[UNEXPECTED_FAILURE])
+    # A replayed request reports its recorded outcome, because the app may serve a newer version
+    # by now.
+    if code == 0 and not replayed and summary["servingVersion"] != version:
+        click.echo(
+            f"error: the app at {summary['url']} reports version {summary['servingVersion']}, "
+            f"not {version}",
+            err=True,
+        )
+        return EXIT_CODES["HealthCheckFailed"]
+    return code
+
+
+def _follow_execution(
+    target: Target, arn: str, request: dict[str, Any], output: str
+) -> dict[str, Any]:
+    """Stream the execution's states until it ends, then return the summary of its outcome."""
     if output == "text":
-        click.echo(f"deployment {request_id}: {environment} -> {version}")
         click.echo(f"execution {arn}")
     step = {"count": 0}
 
@@ -223,38 +373,76 @@ def run_deployment(
             click.echo(f"  [{step['count']:>2}] {state}")
 
     report = wait_for_execution(target.sfn, arn, on_state=show)
-    record = _ledger_record(target, environment, request_id)
+    environment = request["environment"]
+    record = _ledger_record(target, environment, request["requestId"])
     outcome = record.get("outcome") or (
         report.error if report.status != "SUCCEEDED" else "Deployed"
     )
     url = _app_url(target, environment, record) if outcome == "Deployed" else None
-    serving = _check_app(url) if url else None
-    virtual_end = target.virtual_seconds()
     summary = {
         "environment": environment,
-        "version": version,
-        "requestId": request_id,
+        "version": request["version"],
+        "requestId": request["requestId"],
         "outcome": outcome,
         "status": report.status,
         "plan": record.get("plan"),
         "url": url,
-        "servingVersion": serving,
+        "servingVersion": _check_app(url) if url else None,
         "states": len(report.path),
         "transitions": report.transitions,
         "path": report.path,
-        "virtualSeconds": (virtual_end - virtual_start) if virtual_start is not None else None,
-        "wallSeconds": round(time.monotonic() - started, 2),
+        "virtualSeconds": None,
+        "wallSeconds": None,
         "executionArn": arn,
     }
     if report.status != "SUCCEEDED":
         summary["error"] = report.error
         summary["cause"] = _failure_message(report)
-    _print_summary(summary, output)
-    code = EXIT_CODES.get(str(outcome), EXIT_CODES[UNEXPECTED_FAILURE])
-    if code == 0 and serving != version:
-        click.echo(f"error: the app at {url} reports version {serving}, not {version}", err=True)
-        return EXIT_CODES["HealthCheckFailed"]
-    return code
+    return summary
+
+
+def _deployment_failure(target: Target, error: Exception) -> CliError:
+    """Build the error for an AWS call that failed while deploying, with the next step to take."""
+    connection_lost = isinstance(error, BotoConnectionError | HTTPClientError)
+    if not target.sandbox_endpoint or not connection_lost:
+        return CliError(f"AWS call failed: {error}")
+    state = daemon.read_state(daemon.default_state_dir())
+    if state is None or state.get("endpoint") != target.sandbox_endpoint:
+        return CliError(
+            "the sandbox stopped during the deployment, and a new sandbox starts empty; "
+            "start one with `control-plane sandbox start` and deploy again"
+        )
+    return CliError(
+        f"the sandbox (pid {state['pid']}) stopped responding on {target.sandbox_endpoint} "
+        f"during the deployment ({error}); stop it with `control-plane sandbox stop`, then "
+        "deploy again"
+    )
+
+
+def _report_interrupt(
+    interrupted: DeploymentInterrupted, environment: str, request_id: str | None, sandbox: bool
+) -> None:
+    """Print what Ctrl-C left running and how to follow it."""
+    where = " --sandbox" if sandbox else ""
+    if interrupted.arn is None:
+        rerun = (
+            f"Rerun the command with --request-id {request_id} (the same request id never "
+            "starts a second execution) or check"
+            if request_id
+            else "Check"
+        )
+        click.echo(
+            "Interrupted before the execution was confirmed started. "
+            f"{rerun} `control-plane history -e {environment}{where}`.",
+            err=True,
+        )
+        return
+    click.echo(
+        f"Interrupted. The deployment continues in execution {interrupted.arn}.\n"
+        f"Follow it with `control-plane history -e {environment}{where}` (its ledger record "
+        f"appears when it ends) or `control-plane lock show -e {environment}{where}`.",
+        err=True,
+    )
 
 
 def _print_summary(summary: dict[str, Any], output: str) -> None:
@@ -280,17 +468,33 @@ def main() -> None:
     """Deploy Elastic Beanstalk apps through the control plane's state machine."""
 
 
+def _validate_request_id(
+    context: click.Context, parameter: click.Parameter, value: str | None
+) -> str | None:
+    if value is not None and not re.match(REQUEST_ID_PATTERN, value):
+        raise click.BadParameter(
+            f"{value!r} does not match {REQUEST_ID_PATTERN}: 1 to 64 letters, digits, '-' or "
+            "'_', starting with a letter or digit"
+        )
+    return value
+
+
 @main.command()
 @click.option("--environment", "-e", required=True, help="Environment name from environments.yaml.")
 @click.option("--version", "-v", "version", required=True, help="Application version label.")
 @click.option(
     "--bundle",
     "-b",
-    default="samples/webapp",
+    default=str(SAMPLE_APP),
     show_default=True,
-    help="App folder to bundle, or an s3:// URI of a built bundle.",
+    help="App folder to bundle, or an s3:// URI of a built bundle. Defaults to the sample app.",
 )
-@click.option("--request-id", default=None, help="Idempotency key; a new one by default.")
+@click.option(
+    "--request-id",
+    default=None,
+    callback=_validate_request_id,
+    help="Idempotency key (default: a new one). Rerunning a request id reports its outcome.",
+)
 @click.option("--sandbox", is_flag=True, help="Use the local sandbox (started if none runs).")
 @click.option("--region", default=None, help="AWS region of the control plane stack.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -303,8 +507,11 @@ def deploy(
     region: str | None,
     output: str,
 ) -> None:
-    """Deploy VERSION of the app to ENVIRONMENT and wait for the outcome."""
-    _build_local_bundle(bundle)
+    """Deploy VERSION of the app to ENVIRONMENT and wait for the outcome.
+
+    Ctrl-C stops waiting but not the deployment, and the command then exits with status 130.
+    """
+    bundle_data = _build_local_bundle(bundle)
     target = _sandbox_target(start=True) if sandbox else _aws_target(region)
     request_id = request_id or f"cli-{uuid.uuid4().hex[:12]}"
     try:
@@ -313,11 +520,15 @@ def deploy(
             environment=environment,
             version=version,
             bundle=bundle,
+            bundle_data=bundle_data,
             request_id=request_id,
             output=output,
         )
+    except DeploymentInterrupted as interrupted:
+        _report_interrupt(interrupted, environment, request_id, sandbox)
+        code = INTERRUPTED_EXIT_CODE
     except (BotoCoreError, ClientError) as error:
-        raise CliError(f"AWS call failed: {error}") from None
+        raise _deployment_failure(target, error) from None
     sys.exit(code)
 
 
@@ -325,9 +536,11 @@ def deploy(
 @click.option("--keep-running", is_flag=True, help="Leave the sandbox running afterwards.")
 def demo(keep_running: bool) -> None:
     """Deploy v1 (provisioning) then v2 (app update) of the sample app in the sandbox."""
+    bundle_data = _build_local_bundle(str(SAMPLE_APP))
     state_dir = daemon.default_state_dir()
     was_running = daemon.read_state(state_dir) is not None
     target = _sandbox_target(start=True)
+    stops_sandbox = not keep_running and not was_running
     codes = []
     try:
         for version in ("v1", "v2"):
@@ -337,14 +550,23 @@ def demo(keep_running: bool) -> None:
                     target,
                     environment="dev",
                     version=version,
-                    bundle="samples/webapp",
+                    bundle=str(SAMPLE_APP),
+                    bundle_data=bundle_data,
                     request_id=f"demo-{version}-{uuid.uuid4().hex[:8]}",
                     output="text",
                     started_by="demo",
                 )
             )
+    except DeploymentInterrupted as interrupted:
+        if stops_sandbox:
+            click.echo("Interrupted; stopping the sandbox ends the deployment.", err=True)
+        else:
+            _report_interrupt(interrupted, "dev", None, sandbox=True)
+        codes.append(INTERRUPTED_EXIT_CODE)
+    except (BotoCoreError, ClientError) as error:
+        raise _deployment_failure(target, error) from None
     finally:
-        if not keep_running and not was_running:
+        if stops_sandbox:
             daemon.stop_daemon(state_dir)
             click.echo("\nsandbox stopped (use --keep-running to keep it up)")
     sys.exit(next((code for code in codes if code != 0), 0))
@@ -466,29 +688,92 @@ def sandbox() -> None:
 @sandbox.command("start")
 def sandbox_start() -> None:
     """Start the background sandbox (no-op if one is running)."""
-    try:
-        state = daemon.start_daemon(daemon.default_state_dir())
-    except daemon.DaemonError as error:
-        raise CliError(str(error)) from None
+    state = _start_sandbox(daemon.default_state_dir())
     click.echo(f"sandbox running on {state['endpoint']} (pid {state['pid']})")
 
 
+def _sandbox_environments(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Describe the sandbox's EB environments: name, status, health, version label and URL."""
+    config = Config(connect_timeout=5, read_timeout=5, retries={"max_attempts": 1})
+    found = _sandbox_client(state, "elasticbeanstalk", config).describe_environments()
+    return [
+        {
+            "name": environment.get("EnvironmentName"),
+            "status": environment.get("Status"),
+            "health": environment.get("Health"),
+            "versionLabel": environment.get("VersionLabel"),
+            "url": (
+                f"http://{environment['CNAME']}"
+                if environment.get("CNAME") and environment.get("Status") != "Terminated"
+                else None
+            ),
+        }
+        for environment in found["Environments"]
+    ]
+
+
 @sandbox.command("status")
-def sandbox_status() -> None:
-    """Show whether the sandbox runs, and where."""
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def sandbox_status(output: str) -> None:
+    """Show whether the sandbox runs, where, and its Elastic Beanstalk environments.
+
+    Exits 3 when no sandbox runs or it does not answer.
+    """
     state = daemon.read_state(daemon.default_state_dir())
     if state is None:
         click.echo("sandbox not running")
-        sys.exit(3)
-    status = daemon.live_status(state)
-    click.echo(json.dumps(status, indent=2))
+        sys.exit(SANDBOX_NOT_RUNNING_EXIT_CODE)
+    try:
+        status = daemon.live_status(state)
+        environments = _sandbox_environments(state)
+    except (OSError, ValueError, BotoCoreError, ClientError) as error:
+        raise SandboxNotAnswering(
+            f"sandbox (pid {state['pid']}) is not answering on {state['endpoint']} ({error}); "
+            "stop it with `control-plane sandbox stop`"
+        ) from None
+    if output == "json":
+        click.echo(json.dumps({**status, "environments": environments}, indent=2))
+        return
+    click.echo(f"sandbox running on {status['endpoint']} (pid {status['pid']})")
+    click.echo(f"virtual time   {status['virtualSeconds']:.0f} s")
+    click.echo(f"state machine  {status['stateMachineArn']}")
+    click.echo(f"bundle bucket  {status['bundleBucket']}")
+    click.echo(f"ledger table   {status['tableName']}")
+    if not environments:
+        click.echo("environments   none yet")
+        return
+    click.echo("environments")
+    for environment in environments:
+        click.echo(
+            f"  {environment['name']}  {environment['status']}  health={environment['health']}"
+            f"  version={environment['versionLabel']}  {environment['url'] or '-'}"
+        )
 
 
 @sandbox.command("stop")
 def sandbox_stop() -> None:
-    """Stop the background sandbox and the apps it runs."""
-    stopped = daemon.stop_daemon(daemon.default_state_dir())
-    click.echo("sandbox stopped" if stopped else "sandbox was not running")
+    """Stop the background sandbox and the apps it runs.
+
+    A sandbox that does not exit within 20 s of SIGTERM gets SIGKILL, and its app processes
+    are then killed by process group.
+    """
+
+    def announce_wait() -> None:
+        click.echo("another command is starting the sandbox; waiting for it ...", err=True)
+
+    result = daemon.stop_daemon(daemon.default_state_dir(), on_wait=announce_wait)
+    if not result.was_running:
+        click.echo("sandbox was not running")
+    elif result.killed:
+        click.echo(
+            f"sandbox (pid {result.pid}) did not stop within {daemon.STOP_TIMEOUT_SECONDS} s "
+            "of SIGTERM; killed it with SIGKILL"
+        )
+    else:
+        click.echo("sandbox stopped")
+    if result.stopped_app_groups:
+        groups = ", ".join(str(group) for group in result.stopped_app_groups)
+        click.echo(f"killed app process groups that outlived their sandbox: {groups}")
 
 
 @sandbox.command("run")

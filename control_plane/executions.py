@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -11,11 +12,26 @@ from typing import Any
 from .bundle import checksum
 
 TERMINAL_STATUSES = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+MAX_EXECUTION_NAME_LENGTH = 80
 
 
 def execution_name(environment: str, request_id: str) -> str:
-    """Derive the execution name, so a retried StartExecution of one request is idempotent."""
-    return f"{environment}-{request_id}"[:80]
+    """Derive the execution name, so a retried StartExecution of one request is idempotent.
+
+    The name is `<environment>-<requestId>`. Step Functions allows at most 80 characters, so a
+    longer name keeps its first 63 characters and ends in `-` and 16 hex digits of its sha256.
+    Two request ids that share a long prefix therefore still get different names.
+    """
+    name = f"{environment}-{request_id}"
+    if len(name) <= MAX_EXECUTION_NAME_LENGTH:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
+    return f"{name[: MAX_EXECUTION_NAME_LENGTH - len(digest) - 1]}-{digest}"
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """Return the ARN of the state machine's execution called `name`."""
+    return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
 
 
 def upload_bundle(s3: Any, bucket: str, environment: str, data: bytes) -> str:
@@ -28,7 +44,12 @@ def upload_bundle(s3: Any, bucket: str, environment: str, data: bytes) -> str:
 def start_deployment(
     sfn: Any, state_machine_arn: str, request: dict[str, Any], *, name: str | None = None
 ) -> str:
-    """Start the execution; a retried call with the same request returns the same ARN."""
+    """Start the execution and return its ARN.
+
+    While the execution of the same name runs with the same input, Step Functions returns its
+    ARN again. Once it has ended, or when the input differs, StartExecution fails with
+    ExecutionAlreadyExists.
+    """
     name = name or execution_name(str(request.get("environment")), str(request.get("requestId")))
     response = sfn.start_execution(
         stateMachineArn=state_machine_arn, name=name, input=json.dumps(request)

@@ -1,13 +1,27 @@
-"""The control-plane command: exit codes and messages for bad input, without AWS."""
+"""The control-plane command: exit codes and messages, against moto and stand-ins, never AWS."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
+import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from click.testing import CliRunner
+from moto import mock_aws
 
-from control_plane.cli import main
+from control_plane import cli
+from control_plane.cli import SAMPLE_APP, Target, _build_local_bundle, _ledger_record, main
+from control_plane.executions import execution_arn, start_deployment
+from control_plane.sandbox import daemon
+from lambdas.common.models import REQUEST_ID_PATTERN
 
 
 @pytest.fixture
@@ -96,7 +110,279 @@ def test_malformed_bundle_is_rejected_before_anything_starts(
         main, ["deploy", "--sandbox", "-e", "dev", "-v", "v1", "--bundle", str(app)]
     )
 
-    assert result.exit_code == 1
+    assert result.exit_code == 13
+    assert "bundle rejected:" in result.output
     assert "neither a Procfile nor application.py at its root" in result.output
     assert "zip that folder instead" in result.output
     assert not (tmp_path / "sandbox-state").exists()
+
+
+def test_missing_bundle_folder_exits_13(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(
+        main, ["deploy", "--sandbox", "-e", "dev", "-v", "v1", "-b", str(tmp_path / "absent")]
+    )
+
+    assert result.exit_code == 13
+    assert "bundle rejected:" in result.output
+    assert "does not exist" in result.output
+    assert not (tmp_path / "sandbox-state").exists()
+
+
+def test_deploy_help_shows_sample_app_default(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["deploy", "--help"])
+
+    assert result.exit_code == 0
+    assert str(SAMPLE_APP) in " ".join(result.output.split())
+
+
+def test_default_bundle_works_outside_the_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    assert _build_local_bundle(str(SAMPLE_APP))
+
+
+@pytest.mark.parametrize("request_id", ["has spaces", "-leading-dash", "x" * 65])
+def test_invalid_request_id_exits_2(runner: CliRunner, tmp_path: Path, request_id: str) -> None:
+    result = runner.invoke(
+        main, ["deploy", "--sandbox", "-e", "dev", "-v", "v1", "--request-id", request_id]
+    )
+
+    assert result.exit_code == 2
+    assert "--request-id" in result.output
+    assert REQUEST_ID_PATTERN in result.output
+    assert not (tmp_path / "sandbox-state").exists()
+
+
+def test_ledger_null_is_none() -> None:
+    item = {
+        "outcome": {"S": "Deployed"},
+        "plan": {"NULL": True},
+        "finishedAt": {"N": "1700000000"},
+    }
+    dynamodb = SimpleNamespace(get_item=lambda **_: {"Item": item})
+    target = Target(None, None, dynamodb, None, "arn", "bucket", "table")
+
+    record = _ledger_record(target, "dev", "r-1")
+
+    assert record["plan"] is None
+    assert record["outcome"] == "Deployed"
+    assert record["finishedAt"] == 1700000000
+
+
+class UnreachableCloudFormation:
+    def describe_stacks(self, StackName: str) -> None:
+        raise EndpointConnectionError(endpoint_url="https://cloudformation.not-a-region.invalid/")
+
+
+class OfflineSession:
+    """A boto3 session whose CloudFormation endpoint cannot be reached; no network is used."""
+
+    def __init__(self, region_name: str | None = None) -> None:
+        self.region_name = region_name
+
+    def client(self, service: str, config: object = None) -> UnreachableCloudFormation:
+        return UnreachableCloudFormation()
+
+
+def test_unreachable_region_is_named(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(boto3.session, "Session", OfflineSession)
+
+    result = runner.invoke(main, ["history", "-e", "dev", "--region", "not-a-region"])
+
+    assert result.exit_code == 1
+    assert "Error:" in result.output
+    assert "'not-a-region'" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+FAILING_DAEMON = (
+    "print('sandbox: environments.yaml is invalid:')\n"
+    "print('environments.dev.region: String should match pattern')\n"
+    "raise SystemExit(1)\n"
+)
+
+
+@pytest.mark.parametrize(
+    "arguments", [["deploy", "--sandbox", "-e", "dev", "-v", "v1"], ["demo"], ["sandbox", "start"]]
+)
+def test_failed_sandbox_start_shows_its_log(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, arguments: list[str]
+) -> None:
+    monkeypatch.setattr(
+        daemon, "daemon_command", lambda state_dir: [sys.executable, "-c", FAILING_DAEMON]
+    )
+
+    result = runner.invoke(main, arguments)
+
+    assert result.exit_code == 1
+    assert "exited with code 1 while starting" in result.output
+    assert "environments.dev.region: String should match pattern" in result.output
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
+
+
+@pytest.fixture
+def silent_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, object]]:
+    """A daemon.json whose process is alive and whose endpoint accepts but never responds."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    state = {
+        "pid": sleeper.pid,
+        "endpoint": f"http://127.0.0.1:{listener.getsockname()[1]}",
+        "region": "us-east-1",
+    }
+    state_dir = tmp_path / "sandbox-state"
+    state_dir.mkdir()
+    (state_dir / daemon.STATE_FILE).write_text(json.dumps(state))
+    monkeypatch.setattr(daemon, "STATUS_TIMEOUT_SECONDS", 0.5)
+    yield state
+    listener.close()
+    sleeper.kill()
+    sleeper.wait()
+
+
+def test_status_of_silent_sandbox_exits_3(
+    runner: CliRunner, silent_sandbox: dict[str, object]
+) -> None:
+    result = runner.invoke(main, ["sandbox", "status"])
+
+    assert result.exit_code == 3
+    assert f"sandbox (pid {silent_sandbox['pid']}) is not answering" in result.output
+    assert str(silent_sandbox["endpoint"]) in result.output
+    assert "control-plane sandbox stop" in result.output
+
+
+PASS_DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+BUNDLE_URI = "s3://bundles/bundles/dev/abc.zip"
+
+
+@pytest.fixture
+def moto_target(monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    """A control plane in moto whose executions stay RUNNING until stopped, used as --sandbox."""
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": False}}):
+        region = "us-east-1"
+        sfn = boto3.client("stepfunctions", region_name=region)
+        dynamodb = boto3.client("dynamodb", region_name=region)
+        state_machine = sfn.create_state_machine(
+            name="Deploy",
+            definition=PASS_DEFINITION,
+            roleArn="arn:aws:iam::123456789012:role/deploy",
+        )["stateMachineArn"]
+        dynamodb.create_table(
+            TableName="ledger",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        target = Target(
+            sfn=sfn,
+            s3=boto3.client("s3", region_name=region),
+            dynamodb=dynamodb,
+            elasticbeanstalk=boto3.client("elasticbeanstalk", region_name=region),
+            state_machine_arn=state_machine,
+            bundle_bucket="bundles",
+            table_name="ledger",
+        )
+        monkeypatch.setattr(cli, "_sandbox_target", lambda start: target)
+        yield target
+
+
+def finished_request(target: Target, request_id: str, outcome: str) -> str:
+    """Run request_id for version v1 to its end, as an earlier deploy would; return its ARN."""
+    request = {
+        "environment": "dev",
+        "version": "v1",
+        "bundle": BUNDLE_URI,
+        "requestId": request_id,
+        "trigger": "manual",
+        "startedBy": "cli",
+    }
+    arn = start_deployment(target.sfn, target.state_machine_arn, request)
+    target.sfn.stop_execution(executionArn=arn)
+    target.dynamodb.put_item(
+        TableName=target.table_name,
+        Item={
+            "pk": {"S": "ENV#dev"},
+            "sk": {"S": f"REQUEST#{request_id}"},
+            "outcome": {"S": outcome},
+            "plan": {"NULL": True},
+        },
+    )
+    return arn
+
+
+def deploy_arguments(version: str, request_id: str) -> list[str]:
+    options = ["--sandbox", "-e", "dev", "-v", version, "-b", BUNDLE_URI]
+    return ["deploy", *options, "--request-id", request_id]
+
+
+def test_rerun_request_reports_recorded_outcome(runner: CliRunner, moto_target: Target) -> None:
+    arn = finished_request(moto_target, "r-1", "VersionConflict")
+
+    result = runner.invoke(main, deploy_arguments("v1", "r-1"))
+
+    assert result.exit_code == 20
+    assert f"request r-1 already ran as execution {arn}" in result.output
+    assert "outcome      VersionConflict" in result.output
+    assert "plan         None" in result.output
+
+
+def test_rerun_request_for_other_version_exits_2(runner: CliRunner, moto_target: Target) -> None:
+    finished_request(moto_target, "r-1", "Deployed")
+
+    result = runner.invoke(main, deploy_arguments("v2", "r-1"))
+
+    assert result.exit_code == 2
+    assert "already ran for version 'v1'" in result.output
+    assert "pass a new --request-id" in result.output
+
+
+def test_ctrl_c_names_the_running_execution(
+    runner: CliRunner, moto_target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupt(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "wait_for_execution", interrupt)
+
+    result = runner.invoke(main, deploy_arguments("v1", "r-2"))
+
+    arn = execution_arn(moto_target.state_machine_arn, "dev-r-2")
+    assert result.exit_code == 130
+    assert f"The deployment continues in execution {arn}" in result.output
+    assert "control-plane history -e dev --sandbox" in result.output
+    assert "Aborted!" not in result.output
+
+
+class StoppedStepFunctions:
+    def start_execution(self, **kwargs: object) -> None:
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9/")
+
+
+def test_sandbox_stopping_mid_deploy_is_explained(
+    runner: CliRunner, moto_target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    stopped = dataclasses.replace(
+        moto_target, sfn=StoppedStepFunctions(), sandbox_endpoint=closed_endpoint
+    )
+    monkeypatch.setattr(cli, "_sandbox_target", lambda start: stopped)
+
+    result = runner.invoke(main, deploy_arguments("v1", "r-3"))
+
+    assert result.exit_code == 1
+    assert "the sandbox stopped during the deployment" in result.output
+    assert "control-plane sandbox start" in result.output
+    assert "Could not connect" not in result.output

@@ -59,3 +59,12 @@ def test_invalid_field_is_named(environments_file: Path, field: str, value: obje
 def test_non_object_input_is_rejected(environments_file: Path) -> None:
     with pytest.raises(InvalidRequest, match="JSON object"):
         validate(["dev"])
+
+
+def test_single_problem_is_singular(environments_file: Path) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        validate({**VALID, "version": "not a label!"})
+
+    message = str(raised.value)
+    assert "(1 problem)" in message
+    assert "version:" in message

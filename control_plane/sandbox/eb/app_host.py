@@ -8,7 +8,9 @@ loopback port for its life, so its CNAME stays valid across deployments.
 
 Layout under ``work_dir``: ``apps/<environment-id>/<n>-<label>/`` (the extracted bundle of
 deployment n), ``logs/<environment-id>/`` (``web.stdout.log``, ``web.stderr.log``,
-``pip.log``) and ``venvs/<sha256>/``.
+``pip.log``), ``venvs/<sha256>/`` and ``pids/<environment-id>.pid``. A pid file exists while
+the host runs the environment's process. It lets another process stop the app after the
+sandbox itself was killed (see ``recorded_app_processes``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import logging
 import os
 import re
@@ -41,6 +44,7 @@ INHERITED_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SYSTEM
 
 STOP_TIMEOUT_SECONDS = 5.0
 PIP_TIMEOUT_SECONDS = 600.0
+PID_DIR = "pids"
 
 FetchObject = Callable[[str, str], bytes]
 
@@ -54,6 +58,55 @@ class RunningApp:
     process: subprocess.Popen[bytes]
     version_label: str | None
     app_dir: Path
+    pid_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class AppProcessRecord:
+    """An app process as its pid file describes it."""
+
+    environment_id: str
+    pid: int
+    # The process leads its own group, so the group id equals the pid.
+    pgid: int
+    # Field 22 of /proc/<pid>/stat (clock ticks after boot), which distinguishes the process
+    # from a later one that reuses its pid. None where /proc is not available.
+    start_time: int | None
+    pid_file: Path
+
+
+def process_start_time(pid: int) -> int | None:
+    """Return the process's start time from /proc, or None when it or /proc does not exist."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses, so split after its end.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def recorded_app_processes(work_dir: Path) -> list[AppProcessRecord]:
+    """Return the app processes whose pid files are under ``work_dir``, skipping unreadable ones."""
+    records = []
+    for path in sorted((Path(work_dir) / PID_DIR).glob("*.pid")):
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            records.append(
+                AppProcessRecord(
+                    environment_id=path.stem,
+                    pid=int(document["pid"]),
+                    pgid=int(document["pgid"]),
+                    start_time=document.get("startTime"),
+                    pid_file=path,
+                )
+            )
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            logger.warning("Skipping unreadable pid file %s: %s", path, error)
+    return records
 
 
 class AppHost:
@@ -121,7 +174,8 @@ class AppHost:
                 stderr=stderr,
                 start_new_session=True,
             )
-        self._running[environment_id] = RunningApp(process, version_label, app_dir)
+        pid_file = self._write_pid_file(environment_id, process)
+        self._running[environment_id] = RunningApp(process, version_label, app_dir, pid_file)
         logger.info(
             "Started version %s of environment %s: pid %d on 127.0.0.1:%d",
             version_label,
@@ -150,6 +204,7 @@ class AppHost:
         if running is None:
             return
         _stop_process_group(running.process)
+        _remove_pid_file(running)
         logger.info("Stopped pid %d of environment %s", running.process.pid, environment_id)
         shutil.rmtree(running.app_dir, ignore_errors=True)
 
@@ -157,6 +212,30 @@ class AppHost:
         """Stop every process that this host started."""
         for environment_id in list(self._running):
             self.stop(environment_id)
+
+    def _write_pid_file(self, environment_id: str, process: subprocess.Popen[bytes]) -> Path | None:
+        """Record the process, so that the sandbox's stop command can end it after a crash."""
+        path = self._work_dir / PID_DIR / f"{environment_id}.pid"
+        document = {
+            "pid": process.pid,
+            "pgid": process.pid,
+            "startTime": process_start_time(process.pid),
+        }
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(document), encoding="utf-8")
+            temporary.replace(path)
+        except OSError as error:
+            logger.error(
+                "Cannot write pid file %s for pid %d (it will not be stopped if the sandbox "
+                "is killed): %s",
+                path,
+                process.pid,
+                error,
+            )
+            return None
+        return path
 
     def _extract_bundle(
         self, environment_id: str, version_label: str | None, source_bundle: tuple[str, str]
@@ -313,6 +392,13 @@ def _stop_process_group(process: subprocess.Popen[bytes]) -> None:
     logger.error("pid %d did not exit after SIGKILL", process.pid)
 
 
+def _remove_pid_file(running: RunningApp) -> None:
+    if running.pid_file is not None:
+        running.pid_file.unlink(missing_ok=True)
+
+
 def _stop_all(running: dict[str, RunningApp]) -> None:
     for environment_id in list(running):
-        _stop_process_group(running.pop(environment_id).process)
+        app = running.pop(environment_id)
+        _stop_process_group(app.process)
+        _remove_pid_file(app)
