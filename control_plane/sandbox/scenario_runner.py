@@ -22,7 +22,13 @@ from ..executions import (
     upload_bundle,
     wait_for_execution,
 )
-from .scenario import DeployStep, Expectation, LoadedScenario, load_scenario
+from .scenario import (
+    DeployStep,
+    Expectation,
+    LoadedScenario,
+    check_unique_names,
+    load_scenario,
+)
 from .template import REPO_ROOT
 
 SAMPLE_APP = REPO_ROOT / "samples" / "webapp"
@@ -335,15 +341,26 @@ class ScenarioRun:
         return CheckResult(True, "PASS no secret in history, output or logs")
 
 
+def load_scenario_files(paths: list[Path]) -> list[LoadedScenario]:
+    """Validate every file and the uniqueness of their names; raise ScenarioError otherwise."""
+    known = set(load_settings(REPO_ROOT / "environments.yaml").environments)
+    loaded = [load_scenario(path, known) for path in paths]
+    check_unique_names(loaded)
+    return loaded
+
+
 def run_scenario_file(path: Path, *, work_root: Path | None = None) -> ScenarioResult:
     """Validate the file, run it in a fresh sandbox and return its checks.
 
     Raises ScenarioError when the file is invalid.
     """
+    return run_loaded_scenario(load_scenario_files([path])[0], work_root=work_root)
+
+
+def run_loaded_scenario(loaded: LoadedScenario, *, work_root: Path | None = None) -> ScenarioResult:
+    """Run a validated scenario in a fresh sandbox and return its checks."""
     from .sandbox import Sandbox, SandboxOptions
 
-    settings = load_settings(REPO_ROOT / "environments.yaml")
-    loaded = load_scenario(path, set(settings.environments))
     root = work_root or Path(tempfile.gettempdir()) / "control-plane-sandbox"
     root.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="scenario-", dir=root))
