@@ -252,3 +252,13 @@ class ControlPlaneStack(Stack):
             )
         )
         self.bundle_bucket.grant_read(functions.deploy_version)
+        functions.rollback.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "elasticbeanstalk:DescribeEnvironments",
+                    "elasticbeanstalk:UpdateEnvironment",
+                    "elasticbeanstalk:AbortEnvironmentUpdate",
+                ],
+                resources=["*"],
+            )
+        )

@@ -60,6 +60,7 @@ class TaskFunctions:
     deploy_version: lambda_.IFunction
     wait_for_deployment: lambda_.IFunction
     verify_health: lambda_.IFunction
+    rollback: lambda_.IFunction
     release_lock: lambda_.IFunction
     record: lambda_.IFunction
 
@@ -107,6 +108,7 @@ class DeploymentWorkflow(Construct):
         self._release_after_failure = self._release_lock(
             "ReleaseLockAfterFailure", next_state=self._record_failure
         )
+        self._rollback_decision = self._rollback()
         self.definition = self._validate_request().next(self._acquire_lock())
         self._acquire_lock_state.next(self._preflight())
 
@@ -272,17 +274,97 @@ class DeploymentWorkflow(Construct):
 
     def _wait_for_deployment(self) -> sfn.IChainable:
         task = self._environment_task(
-            "WaitForDeployment", self._functions.wait_for_deployment, "$.environment"
+            "WaitForDeployment", self._functions.wait_for_deployment, "$.environment", catch=False
         )
         _add_retry(task, READINESS_RETRY)
+        # From here on the update has started: any failure rolls back.
+        task.add_catch(self._rollback_decision, errors=ALL_ERRORS, result_path="$.failure")
         return task.next(self._verify_health())
 
     def _verify_health(self) -> sfn.IChainable:
-        task = self._environment_task("VerifyHealth", self._functions.verify_health, "$.health")
+        task = self._environment_task(
+            "VerifyHealth", self._functions.verify_health, "$.health", catch=False
+        )
         _add_retry(task, HEALTH_RETRY)
+        task.add_catch(self._rollback_decision, errors=ALL_ERRORS, result_path="$.failure")
         done = sfn.Succeed(self, "Deployed")
         record = self._record("Record", next_state=done)
         return task.next(self._release_lock("ReleaseLock", next_state=record))
+
+    def _rollback(self) -> sfn.IChainable:
+        """Return to the previous version after a failed update, or say there is none."""
+        previous = "$.deployment.previousVersion"
+        rolled_back = sfn.Pass(
+            self,
+            "MarkRolledBack",
+            parameters={"Error": "RolledBack", "Cause": sfn.JsonPath.string_at("$.rollback.cause")},
+            result_path="$.failure",
+        ).next(self._release_after_failure)
+        rollback_failed = sfn.Pass(
+            self,
+            "MarkRollbackFailed",
+            parameters={
+                "Error": "RollbackFailed",
+                "Cause": sfn.JsonPath.format(
+                    "rolling back to {} after {} failed: {}",
+                    sfn.JsonPath.string_at(previous),
+                    sfn.JsonPath.string_at("$.failure.Error"),
+                    sfn.JsonPath.string_at("$.rollbackError.Cause"),
+                ),
+            },
+            result_path="$.failure",
+        ).next(self._release_after_failure)
+        nothing_to_roll_back = sfn.Pass(
+            self,
+            "NothingToRollBack",
+            result=sfn.Result.from_object(
+                {"skipped": "first deployment: no previous version to roll back to"}
+            ),
+            result_path="$.rollback",
+        ).next(self._release_after_failure)
+
+        steps = []
+        for name, function, result_path, retry in (
+            ("Rollback", self._functions.rollback, "$.rollback", BUSY_RETRY),
+            (
+                "WaitForRollback",
+                self._functions.wait_for_deployment,
+                "$.rollbackEnvironment",
+                READINESS_RETRY,
+            ),
+            ("VerifyRollback", self._functions.verify_health, "$.rollbackHealth", HEALTH_RETRY),
+        ):
+            task = tasks.LambdaInvoke(
+                self,
+                name,
+                lambda_function=function,
+                payload=_task_payload(
+                    target="$.target",
+                    outputs="$.outputs",
+                    deployment="$.deployment",
+                    failure="$.failure",
+                    expectedVersion=previous,
+                ),
+                payload_response_only=True,
+                result_path=result_path,
+            )
+            _add_retry(task, retry)
+            task.add_catch(rollback_failed, errors=ALL_ERRORS, result_path="$.rollbackError")
+            steps.append(task)
+        steps[0].next(steps[1])
+        steps[1].next(steps[2])
+        steps[2].next(rolled_back)
+
+        return (
+            sfn.Choice(self, "CanRollBack")
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.is_present(previous), sfn.Condition.is_not_null(previous)
+                ),
+                steps[0],
+            )
+            .otherwise(nothing_to_roll_back)
+        )
 
     # The closing states shared by every path.
 
@@ -334,11 +416,11 @@ class DeploymentWorkflow(Construct):
         )
 
     def _environment_task(
-        self, name: str, function: lambda_.IFunction, result_path: str
+        self, name: str, function: lambda_.IFunction, result_path: str, *, catch: bool = True
     ) -> tasks.LambdaInvoke:
         """A task that acts on the environment named by the resolved stack outputs."""
         return self._lambda_task(
-            name, function, result_path, target="$.target", outputs="$.outputs"
+            name, function, result_path, catch=catch, target="$.target", outputs="$.outputs"
         )
 
     def _lambda_task(

@@ -58,6 +58,9 @@ def build_record(state: dict[str, Any], execution_arn: str, execution_name: str)
     if failure:
         record["errorName"] = failure.get("Error")
         record["cause"] = failure_cause(failure)
+        skipped = (state.get("rollback") or {}).get("skipped")
+        if skipped:
+            record["cause"] = f"{record['cause']} ({skipped})"
     return record
 
 

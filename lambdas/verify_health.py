@@ -37,7 +37,7 @@ def fetch_health(url: str) -> tuple[int, dict[str, Any]]:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     task = TaskEvent.model_validate(event)
     target, outputs = task.require_target(), task.require_outputs()
-    expected = task.request.version
+    expected = task.version_to_check
 
     environment = find_environment(
         target.region, outputs.eb_application_name, outputs.eb_environment_name

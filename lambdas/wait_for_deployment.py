@@ -23,10 +23,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     summary = require_ready(target.region, outputs.eb_application_name, name)
     if summary is None:
         raise DeploymentFailed(f"environment {name} disappeared mid-update")
-    if summary["versionLabel"] != task.request.version:
+    if summary["versionLabel"] != task.version_to_check:
         raise DeploymentFailed(
             f"environment {name} is Ready on version {summary['versionLabel']}, not "
-            f"{task.request.version}: Elastic Beanstalk aborted the update; read "
+            f"{task.version_to_check}: Elastic Beanstalk aborted the update; read "
             "`aws elasticbeanstalk describe-events` for the cause"
         )
     return summary

@@ -18,16 +18,20 @@ from lambdas.common.strict_yaml import load_yaml
 
 SUPPORTED_STEPS = ("deploy", "wait_all", "terminate_environment")
 PLANNED_STEPS = ("advance", "maintenance", "eb_event", "stack_config")
-SUPPORTED_FAULTS = ("outputs_unavailable", "environment_stuck", "codebuild_fails")
+SUPPORTED_FAULTS = (
+    "outputs_unavailable",
+    "environment_stuck",
+    "codebuild_fails",
+    "health_endpoint",
+    "update_aborted",
+)
 PLANNED_FAULTS = (
     "stack_locked",
-    "health_endpoint",
     "environment_health",
     "throttle",
     "task_crash",
     "lost_events",
     "duplicate_events",
-    "update_aborted",
     "health_sequence",
     "eb_update_refused",
     "stale_terminated_environment",
@@ -41,14 +45,7 @@ PLANNED_FAULTS = (
     "missing_secret",
 )
 # Outcomes a scenario may expect: the failure names plus the ends that are not errors.
-OUTCOMES = (
-    "Deployed",
-    "Superseded",
-    "RolledBack",
-    "RollbackFailed",
-    *FAILURE_NAMES,
-    UNEXPECTED_FAILURE,
-)
+OUTCOMES = ("Deployed", "Superseded", *FAILURE_NAMES, UNEXPECTED_FAILURE)
 
 
 class ScenarioError(ValueError):
@@ -85,6 +82,15 @@ class EnvironmentStuck(_Strict):
 
 class CodebuildFails(_Strict):
     builds: int = Field(ge=1)
+
+
+class HealthEndpoint(_Strict):
+    status: int = Field(ge=100, le=599)
+    after_version: str = Field(min_length=1)
+
+
+class UpdateAborted(_Strict):
+    after_version: str = Field(min_length=1)
 
 
 class Expectation(_Strict):
@@ -173,6 +179,8 @@ _FAULT_MODELS: dict[str, type[BaseModel]] = {
     "outputs_unavailable": OutputsUnavailable,
     "environment_stuck": EnvironmentStuck,
     "codebuild_fails": CodebuildFails,
+    "health_endpoint": HealthEndpoint,
+    "update_aborted": UpdateAborted,
 }
 
 

@@ -138,6 +138,10 @@ class ScenarioRun:
                 self.sandbox.eb.stick(None, arguments.status, arguments.seconds)
             elif fault.kind == "codebuild_fails":
                 self.sandbox.codebuild.failures_to_inject += arguments.builds
+            elif fault.kind == "health_endpoint":
+                self.sandbox.eb.set_health_status(arguments.after_version, arguments.status)
+            elif fault.kind == "update_aborted":
+                self.sandbox.eb.abort_updates_to(arguments.after_version)
 
     def _bundle_uri(self, bundle: str | None) -> str:
         if bundle and bundle.startswith("s3://"):

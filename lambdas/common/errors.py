@@ -68,6 +68,10 @@ class HealthCheckFailed(ControlPlaneError):
     """The app's health URL did not answer as expected."""
 
 
+class RollbackFailed(ControlPlaneError):
+    """The environment could not be put back on its previous version."""
+
+
 # Names of every error that ends an execution in a Fail state of the same name.
 FAILURE_NAMES: tuple[str, ...] = (
     "InvalidRequest",
@@ -84,6 +88,8 @@ FAILURE_NAMES: tuple[str, ...] = (
     "VersionConflict",
     "DeploymentFailed",
     "HealthCheckFailed",
+    "RolledBack",
+    "RollbackFailed",
 )
 
 # Fail state for any error outside FAILURE_NAMES (a crashed task, a Step Functions runtime error).

@@ -76,6 +76,12 @@ class TaskEvent(BaseModel):
     build: dict | None = None
     deployment: dict | None = None
     failure: dict | None = None
+    # The version a wait or health check expects; the request's version unless rolling back.
+    expected_version: str | None = Field(default=None, alias="expectedVersion")
+
+    @property
+    def version_to_check(self) -> str:
+        return self.expected_version or self.request.version
 
     def require_target(self) -> Target:
         if self.target is None:

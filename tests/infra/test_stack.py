@@ -110,7 +110,23 @@ def test_every_task_after_validation_catches_into_the_failure_path(
         if state["Type"] != "Task" or name in closing:
             continue
         targets = {catch["Next"] for catch in state.get("Catch", [])}
-        assert targets & {"ReleaseLockAfterFailure", "RecordFailure", "ClassifyBuildFailure"}, name
+        failure_paths = {
+            "ReleaseLockAfterFailure",
+            "RecordFailure",
+            "ClassifyBuildFailure",
+            "CanRollBack",
+            "MarkRollbackFailed",
+        }
+        assert targets & failure_paths, name
+
+
+def test_failures_after_the_update_started_roll_back(states: dict[str, Any]) -> None:
+    for name in ("WaitForDeployment", "VerifyHealth"):
+        assert [catch["Next"] for catch in states[name]["Catch"]] == ["CanRollBack"], name
+    for name in ("Rollback", "WaitForRollback", "VerifyRollback"):
+        assert states[name]["Catch"][0]["Next"] == "MarkRollbackFailed", name
+    assert states["CanRollBack"]["Default"] == "NothingToRollBack"
+    assert states["MarkRolledBack"]["Parameters"]["Error"] == "RolledBack"
 
 
 def test_task_handlers_import(template_path: Path) -> None:

@@ -60,6 +60,8 @@ TERMINATION_SUCCESSFUL = StatusChange(
 # Log-only messages, which EB writes to the event log without an EventBridge event.
 VERSION_DEPLOYED_MESSAGE = "New application version was deployed to running EC2 instances."
 # NOTE: modelled on EB's "<operation> is starting." messages, because the real text is unknown.
+# EB's event when a version fails to deploy and the instances keep the previous one.
+DEPLOYMENT_FAILED_MESSAGE = "Failed to deploy application."
 ABORT_STARTED_MESSAGE = "abortEnvironmentUpdate is starting."
 ABORT_COMPLETED_MESSAGE = (
     "During an aborted deployment, some instances may have deployed the new application "

@@ -16,6 +16,10 @@ from control_plane.sandbox.eb.state import TRANSITIONAL_STATUSES, Environment, S
 
 logger = logging.getLogger(__name__)
 
+# Read by wsgi_bootstrap.py: the sandbox's broken-health-check fault.
+HEALTH_STATUS_VARIABLE = "CONTROL_PLANE_SANDBOX_HEALTH_STATUS"
+HEALTH_PATH_VARIABLE = "CONTROL_PLANE_SANDBOX_HEALTH_PATH"
+
 # Cause reported by DescribeEnvironmentHealth when the web process died after it started, as
 # EB's Amazon Linux 2 platforms word it.
 PROCESS_DIED_CAUSE = "Following services are not running: web."
@@ -112,7 +116,14 @@ class Lifecycle:
             self._finish_termination(environment, at)
             return
 
-        if finished == "Aborting" and environment.rollback is not None:
+        aborted = (
+            finished == "Updating"
+            and environment.rollback is not None
+            and environment.version_label in self._state.aborted_versions
+        )
+        if aborted:
+            self._log(environment, at, events.DEPLOYMENT_FAILED_MESSAGE, "ERROR")
+        if (finished == "Aborting" or aborted) and environment.rollback is not None:
             environment.version_label, environment.option_settings = environment.rollback
         previous_label = environment.rollback[0] if environment.rollback else None
         environment.rollback = None
@@ -131,7 +142,8 @@ class Lifecycle:
             change = events.CREATION_SUCCESSFUL if failure is None else events.CREATION_WITH_ISSUES
             self._record(environment, at, change)
         elif finished == "Updating":
-            change = events.UPDATE_SUCCESSFUL if failure is None else events.UPDATE_FAILED
+            succeeded = failure is None and not aborted
+            change = events.UPDATE_SUCCESSFUL if succeeded else events.UPDATE_FAILED
             self._record(environment, at, change)
         else:
             # NOTE: the EventBridge event that EB sends when an abort completes is unconfirmed.
@@ -160,13 +172,24 @@ class Lifecycle:
         if version is None or version.source_bundle is None:
             self._app_host.stop(environment.environment_id)
             return None
+        properties = environment.environment_properties()
+        if label in self._state.health_statuses:
+            properties[HEALTH_STATUS_VARIABLE] = str(self._state.health_statuses[label])
+            properties[HEALTH_PATH_VARIABLE] = next(
+                (
+                    setting.get("Value", "/")
+                    for setting in environment.option_settings
+                    if setting.get("OptionName") == "HealthCheckPath"
+                ),
+                "/health",
+            )
         try:
             self._app_host.deploy(
                 environment.environment_id,
                 environment.port,
                 label,
                 version.source_bundle,
-                environment.environment_properties(),
+                properties,
             )
         except AppStartError as error:
             logger.warning(

@@ -171,6 +171,20 @@ class ElasticBeanstalkSimulator:
             self._lifecycle.stick(environment_name, status, seconds, now)
         self._deliver_events()
 
+    def abort_updates_to(self, version_label: str) -> None:
+        """Fault: an update to ``version_label`` fails and EB returns to the previous version.
+
+        EB then reports Ready on the old version, with ERROR events, as after a failed
+        deployment that it rolled back on its own.
+        """
+        with self._lock:
+            self._state.aborted_versions.add(version_label)
+
+    def set_health_status(self, version_label: str, status: int) -> None:
+        """Fault: the app of ``version_label`` answers its health path with HTTP ``status``."""
+        with self._lock:
+            self._state.health_statuses[version_label] = status
+
     def subscribe(self, callback: Subscriber) -> None:
         """Send every later status and health change to ``callback`` as an EventBridge event.
 

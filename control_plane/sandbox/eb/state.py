@@ -139,6 +139,10 @@ class SimulatorState:
         # Events waiting to go to subscribers. The simulator sends them outside its lock.
         self.outbox: list[Event] = []
         self._counters: dict[str, int] = {}
+        # Faults armed by scenarios: version labels whose update EB aborts, and the HTTP status
+        # the app of a version answers on its health path.
+        self.aborted_versions: set[str] = set()
+        self.health_statuses: dict[str, int] = {}
 
     # Identifiers
 
