@@ -273,8 +273,14 @@ class DeploymentWorkflow(Construct):
         return task.next(self._wait_for_deployment())
 
     def _wait_for_deployment(self) -> sfn.IChainable:
-        task = self._environment_task(
-            "WaitForDeployment", self._functions.wait_for_deployment, "$.environment", catch=False
+        task = self._lambda_task(
+            "WaitForDeployment",
+            self._functions.wait_for_deployment,
+            "$.environment",
+            catch=False,
+            target="$.target",
+            outputs="$.outputs",
+            deployment="$.deployment",
         )
         _add_retry(task, READINESS_RETRY)
         # From here on the update has started: any failure rolls back.

@@ -62,7 +62,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
 
     try:
-        eb.update_environment(
+        updated = eb.update_environment(
             EnvironmentName=outputs.eb_environment_name,
             VersionLabel=request.version,
             OptionSettings=[
@@ -83,4 +83,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "update started",
         extra={"version": request.version, "previous_version": previous, "reused": reused},
     )
-    return {"versionLabel": request.version, "previousVersion": previous, "versionReused": reused}
+    return {
+        "versionLabel": request.version,
+        "previousVersion": previous,
+        "versionReused": reused,
+        # EB's own clock, so WaitForDeployment reads only this update's events.
+        "updateStartedAt": updated["DateUpdated"].isoformat(),
+    }

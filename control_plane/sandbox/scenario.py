@@ -24,6 +24,7 @@ SUPPORTED_FAULTS = (
     "codebuild_fails",
     "health_endpoint",
     "update_aborted",
+    "eb_update_refused",
 )
 PLANNED_FAULTS = (
     "stack_locked",
@@ -33,7 +34,6 @@ PLANNED_FAULTS = (
     "lost_events",
     "duplicate_events",
     "health_sequence",
-    "eb_update_refused",
     "stale_terminated_environment",
     "outputs_wiped",
     "stale_lock",
@@ -91,6 +91,10 @@ class HealthEndpoint(_Strict):
 
 class UpdateAborted(_Strict):
     after_version: str = Field(min_length=1)
+
+
+class EbUpdateRefused(_Strict):
+    times: int = Field(ge=1)
 
 
 class Expectation(_Strict):
@@ -181,6 +185,7 @@ _FAULT_MODELS: dict[str, type[BaseModel]] = {
     "codebuild_fails": CodebuildFails,
     "health_endpoint": HealthEndpoint,
     "update_aborted": UpdateAborted,
+    "eb_update_refused": EbUpdateRefused,
 }
 
 

@@ -142,6 +142,8 @@ class ScenarioRun:
                 self.sandbox.eb.set_health_status(arguments.after_version, arguments.status)
             elif fault.kind == "update_aborted":
                 self.sandbox.eb.abort_updates_to(arguments.after_version)
+            elif fault.kind == "eb_update_refused":
+                self.sandbox.eb.refuse_updates(arguments.times)
 
     def _bundle_uri(self, bundle: str | None) -> str:
         if bundle and bundle.startswith("s3://"):

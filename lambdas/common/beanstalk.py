@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from .aws import client
@@ -81,3 +82,14 @@ def require_ready(region: str, application: str, name: str) -> dict[str, Any] | 
             f"environment {name} is {summary['status']} (health {summary['health']})"
         )
     return summary
+
+
+def error_events(region: str, application: str, name: str, since: str) -> list[str]:
+    """Return the messages of ERROR events EB logged for the environment since `since`."""
+    response = client("elasticbeanstalk", region).describe_events(
+        ApplicationName=application,
+        EnvironmentName=name,
+        StartTime=datetime.fromisoformat(since),
+        Severity="ERROR",
+    )
+    return [event["Message"] for event in response["Events"] if event.get("Severity") == "ERROR"]

@@ -129,6 +129,10 @@ def update_environment(context: OperationContext, request: dict[str, Any]) -> di
     environment = _require_environment_of_application(state, request)
     if environment.status != "Ready":
         raise environment_not_ready(environment.name)
+    if state.updates_to_refuse > 0:
+        # Fault: EB answers as if another operation had just started on the environment.
+        state.updates_to_refuse -= 1
+        raise environment_not_ready(environment.name)
     _reject_templates(request)
     if "Tier" in request:
         raise invalid_parameter(

@@ -180,6 +180,11 @@ class ElasticBeanstalkSimulator:
         with self._lock:
             self._state.aborted_versions.add(version_label)
 
+    def refuse_updates(self, times: int) -> None:
+        """Fault: the next ``times`` UpdateEnvironment calls fail as if the environment was busy."""
+        with self._lock:
+            self._state.updates_to_refuse += times
+
     def set_health_status(self, version_label: str, status: int) -> None:
         """Fault: the app of ``version_label`` answers its health path with HTTP ``status``."""
         with self._lock:

@@ -143,6 +143,7 @@ class SimulatorState:
         # the app of a version answers on its health path.
         self.aborted_versions: set[str] = set()
         self.health_statuses: dict[str, int] = {}
+        self.updates_to_refuse = 0
 
     # Identifiers
 
