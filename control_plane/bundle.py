@@ -10,6 +10,7 @@ broken link and a link loop each raise BundleError naming the link.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import io
 import os
@@ -35,7 +36,44 @@ def _files(source: Path) -> list[tuple[str, Path]]:
         _collect(source, root, "", frozenset({root}), found)
     except OSError as error:
         raise BundleError(f"cannot read the app folder {source}: {error}") from None
-    return sorted(found)
+    ignore = read_ebignore(source)
+    return sorted(item for item in found if not is_ignored(item[0], ignore))
+
+
+def read_ebignore(source: Path) -> list[str]:
+    """Return the patterns of the folder's .ebignore, which the EB CLI reads as .gitignore does."""
+    path = source / ".ebignore"
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def is_ignored(name: str, patterns: list[str]) -> bool:
+    """Apply .gitignore-style patterns to an archive name; the last matching pattern wins.
+
+    Supported: `*`, `?` and `[...]` wildcards, a leading `/` anchoring to the folder root, a
+    trailing `/` matching folders, and `!` re-including. `**` is treated like `*`.
+    """
+    ignored = False
+    parts = name.split("/")
+    for raw in patterns:
+        negate = raw.startswith("!")
+        pattern = raw[1:] if negate else raw
+        directory_only = pattern.endswith("/")
+        pattern = pattern.strip("/") if pattern.startswith("/") else pattern.rstrip("/")
+        anchored = raw.lstrip("!").startswith("/") or "/" in pattern
+        pattern = pattern.replace("**", "*")
+        if anchored:
+            # Matches the path itself or any folder that contains it.
+            candidates = ["/".join(parts[: index + 1]) for index in range(len(parts))]
+        else:
+            candidates = parts
+        if directory_only:
+            candidates = candidates[:-1] if anchored else parts[:-1]
+        if any(fnmatch.fnmatchcase(candidate, pattern) for candidate in candidates):
+            ignored = not negate
+    return ignored
 
 
 def _collect(

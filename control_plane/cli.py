@@ -27,7 +27,7 @@ from lambdas.common.errors import UNEXPECTED_FAILURE
 from lambdas.common.models import REQUEST_ID_PATTERN
 from lambdas.common.store import from_item
 
-from .bundle import BundleError, build_bundle
+from .bundle import BundleError, build_bundle, checksum
 from .executions import (
     ExecutionReport,
     execution_arn,
@@ -530,6 +530,29 @@ def deploy(
     except (BotoCoreError, ClientError) as error:
         raise _deployment_failure(target, error) from None
     sys.exit(code)
+
+
+@main.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option(
+    "--output-file",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write the zip (default: <folder name>.zip in the current folder).",
+)
+def bundle(source: Path, output_file: Path | None) -> None:
+    """Build a reproducible EB source bundle from the app folder SOURCE.
+
+    Checks the layout EB's Python platform expects, honours .ebignore, leaves out VCS and
+    virtualenv folders, and prints the zip's size and SHA-256 checksum.
+    """
+    data = _build_local_bundle(str(source))
+    if data is None:
+        raise click.UsageError("SOURCE must be a local app folder, not an s3:// URI")
+    target = output_file or Path.cwd() / f"{source.resolve().name}.zip"
+    target.write_bytes(data)
+    click.echo(f"{target}  {len(data)} bytes  sha256 {checksum(data)}")
 
 
 @main.command()

@@ -119,3 +119,23 @@ def test_oversized_bundle_names_size_and_limit(tmp_path: Path) -> None:
     message = str(raised.value)
     assert "more than the 1024 bytes" in message
     assert "Elastic Beanstalk accepts" in message
+
+
+def test_ebignore_excludes_and_reincludes(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    (app / "docs").mkdir(parents=True)
+    (app / "static").mkdir()
+    (app / "application.py").write_text("application = None\n")
+    (app / "notes.md").write_text("x")
+    (app / "docs" / "guide.txt").write_text("x")
+    (app / "static" / "big.bin").write_text("x")
+    (app / "static" / "keep.bin").write_text("x")
+    (app / ".ebignore").write_text("# comment\n*.md\ndocs/\n/static/*.bin\n!static/keep.bin\n")
+
+    names = zipfile.ZipFile(io.BytesIO(build_bundle(app))).namelist()
+
+    assert "application.py" in names
+    assert "notes.md" not in names
+    assert "docs/guide.txt" not in names
+    assert "static/big.bin" not in names
+    assert "static/keep.bin" in names

@@ -386,3 +386,16 @@ def test_sandbox_stopping_mid_deploy_is_explained(
     assert "the sandbox stopped during the deployment" in result.output
     assert "control-plane sandbox start" in result.output
     assert "Could not connect" not in result.output
+
+
+def test_bundle_command_is_reproducible(runner: CliRunner, tmp_path: Path) -> None:
+    sample = Path(__file__).resolve().parents[2] / "samples" / "webapp"
+    first, second = tmp_path / "a.zip", tmp_path / "b.zip"
+
+    one = runner.invoke(main, ["bundle", str(sample), "-o", str(first)])
+    two = runner.invoke(main, ["bundle", str(sample), "-o", str(second)])
+
+    assert one.exit_code == 0, one.output
+    assert two.exit_code == 0, two.output
+    assert first.read_bytes() == second.read_bytes()
+    assert one.output.split("sha256 ")[1] == two.output.split("sha256 ")[1]
