@@ -139,7 +139,7 @@ class ControlPlaneStack(Stack):
         )
 
     def _pulumi_project(self, staging_dir: Path) -> codebuild.Project:
-        """The CodeBuild project that runs infra/runner.py with the Pulumi CLI."""
+        """Create the CodeBuild project that runs infra/runner.py with the Pulumi CLI."""
         source_dir = stage_infra_source(staging_dir)
         self.program_fingerprint = fingerprint_directory(source_dir)
         self._infra_source = s3_assets.Asset(self, "InfraSource", path=str(source_dir))

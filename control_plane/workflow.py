@@ -298,7 +298,10 @@ class DeploymentWorkflow(Construct):
         return task.next(self._release_lock("ReleaseLock", next_state=record))
 
     def _rollback(self) -> sfn.IChainable:
-        """Return to the previous version after a failed update, or say there is none."""
+        """Build the states that restore the previous version after a failed update.
+
+        A first deployment has no previous version; its failure then notes that.
+        """
         previous = "$.deployment.previousVersion"
         rolled_back = sfn.Pass(
             self,
@@ -424,7 +427,7 @@ class DeploymentWorkflow(Construct):
     def _environment_task(
         self, name: str, function: lambda_.IFunction, result_path: str, *, catch: bool = True
     ) -> tasks.LambdaInvoke:
-        """A task that acts on the environment named by the resolved stack outputs."""
+        """Create a task that acts on the environment named by the resolved stack outputs."""
         return self._lambda_task(
             name, function, result_path, catch=catch, target="$.target", outputs="$.outputs"
         )

@@ -1,8 +1,8 @@
 """InspectInfrastructure: read the stack's outputs and the EB environment, then choose a plan.
 
-The order matters: no `ebEnvironmentName` output means the stack was never provisioned;
-an environment missing or Terminated in EB means Pulumi's state is stale and must be recovered;
-an environment mid-operation is waited out. A live environment gets a drift check, unless the
+The order matters. No `ebEnvironmentName` output means the stack was never provisioned. An
+environment missing or Terminated in EB means Pulumi's state is stale and must be recovered.
+An environment mid-operation is waited out. A live environment gets a drift check, unless the
 environment's infra_check policy lets the fast path skip Pulumi (plan `none`): the program's
 fingerprint is the one of the last good run and that run is recent enough.
 """

@@ -1,4 +1,4 @@
-"""VerifyHealth: the environment reports Green and the app's health URL answers for this version."""
+"""VerifyHealth: check that EB reports Green and the app's health URL returns this version."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def fetch_health(url: str) -> tuple[int, dict[str, Any]]:
     except urllib.error.HTTPError as error:
         return error.code, {}
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-        raise HealthCheckFailed(f"health URL {url} did not answer: {error}") from None
+        raise HealthCheckFailed(f"health URL {url} did not respond: {error}") from None
     try:
         document = json.loads(body)
     except ValueError:
@@ -52,7 +52,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     reported = document.get("version")
     logger.info("health checked", extra={"url": url, "http_status": status, "reported": reported})
     if not 200 <= status < 300:
-        raise HealthCheckFailed(f"health URL {url} answered HTTP {status}")
+        raise HealthCheckFailed(f"health URL {url} returned HTTP {status}")
     if reported is not None and reported != expected:
         raise HealthCheckFailed(f"health URL {url} reports version {reported}, not {expected}")
     return {"url": url, "httpStatus": status, "reportedVersion": reported, "health": color}

@@ -1,6 +1,6 @@
 """WSGI front of the sandbox's AWS endpoint.
 
-It answers the calls moto cannot serve faithfully (Lambda Invoke, Elastic Beanstalk, CodeBuild
+It serves the calls moto cannot serve faithfully (Lambda Invoke, Elastic Beanstalk, CodeBuild
 builds), applies armed faults to S3 reads of the Pulumi checkpoint, serves the sandbox's own
 control API under /_sandbox/, and passes everything else to moto unchanged.
 """

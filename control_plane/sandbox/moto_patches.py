@@ -2,7 +2,7 @@
 
 Each patch closes one documented gap between moto and AWS:
 
-- Retry intervals and Wait states sleep in real time; here they advance the virtual clock, and
+- Retry intervals and Wait states sleep in real time. Here they advance the virtual clock, and
   each running execution counts as an actor of that clock.
 - `arn:aws:states:::codebuild:startBuild.sync` is rejected as unsupported; here it starts the
   build and polls BatchGetBuilds as AWS does, with AWS's PascalCase parameters and output, and a

@@ -36,7 +36,7 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class StepFailed(RuntimeError):
-    """A step could not do what it says (the scenario, not the control plane, is wrong)."""
+    """A step could not run as written: the scenario is wrong, not the control plane."""
 
 
 @dataclass

@@ -51,7 +51,7 @@ def log_fields(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def summarize(environment: dict[str, Any]) -> dict[str, Any]:
-    """The fields worth logging and passing on, without datetimes."""
+    """Return the fields worth logging and passing on, without datetimes."""
     return {
         "name": environment.get("EnvironmentName"),
         "id": environment.get("EnvironmentId"),

@@ -2,7 +2,7 @@
 
 Lambda reports an unhandled exception to Step Functions with the exception's class name as the
 error name, so each class below is named exactly as the workflow's Retry, Catch and Fail states
-refer to it. The message says what failed and how to fix it.
+refer to it. Each message names what failed and how to fix it.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class DeploymentFailed(ControlPlaneError):
 
 
 class HealthCheckFailed(ControlPlaneError):
-    """The app's health URL did not answer as expected."""
+    """EB health or the app's health URL did not report the expected version as healthy."""
 
 
 class RollbackFailed(ControlPlaneError):

@@ -35,7 +35,7 @@ class DeploymentRequest(BaseModel):
 
 
 class Target(BaseModel):
-    """What Preflight resolved for the environment: the stack and the EB application."""
+    """The environment's stack and EB application, as Preflight resolved them."""
 
     model_config = ConfigDict(populate_by_name=True)
 

@@ -23,7 +23,7 @@ class SettingsError(ValueError):
 
 
 class SecretSource(BaseModel):
-    """Where a required secret is stored. Only its reference travels through the workflow."""
+    """The store of a required secret; only its reference travels through the workflow."""
 
     model_config = ConfigDict(extra="forbid")
 

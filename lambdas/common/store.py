@@ -30,7 +30,7 @@ def acquire_lock(environment: str, request_id: str, execution_arn: str) -> dict[
     """Take the environment's lease, or raise EnvironmentLocked naming its holder and age.
 
     The fencing token grows by one on every acquisition, so a task holding a stale token can be
-    told apart from the current holder.
+    distinguished from the current holder.
     """
     now = int(time.time())
     dynamodb = client("dynamodb")
