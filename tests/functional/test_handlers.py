@@ -171,7 +171,10 @@ def test_fallback_and_deploy_version(sandbox: Sandbox, bundle_uri: str) -> None:
 
     assert outputs["source"] == "fallback"
     assert outputs["healthCheckUrl"].endswith("/health")
-    assert first == {"versionLabel": "v1", "previousVersion": None, "versionReused": False}
+    assert first["versionLabel"] == "v1"
+    assert first["previousVersion"] is None
+    assert first["versionReused"] is False
+    assert first["updateStartedAt"].startswith("2026-01-01T")
     assert repeat is True
     with pytest.raises(VersionConflict, match="deploy under a new version label"):
         deploy_version.register_version(
