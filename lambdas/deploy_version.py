@@ -15,12 +15,52 @@ from .common.beanstalk import find_environment
 from .common.errors import EnvironmentBusy, EnvironmentNotReady, VersionConflict
 from .common.models import TaskEvent
 from .common.observability import logger, task_handler
+from .common.settings import current_settings
 
 APP_ENVIRONMENT_NAMESPACE = "aws:elasticbeanstalk:application:environment"
 
 
-def register_version(eb: Any, application: str, label: str, bundle: str, request_id: str) -> bool:
-    """Create the application version; return True when an identical one was reused."""
+def prune_versions(eb: Any, application: str, keep: set[str], retention: int) -> list[str]:
+    """Delete the oldest application versions no environment uses; return their labels.
+
+    Versions in `keep` (the running and the previous one) and in use by any environment are
+    never deleted, and the newest `retention` of the others stay.
+    """
+    versions = eb.describe_application_versions(ApplicationName=application)["ApplicationVersions"]
+    environments = eb.describe_environments(ApplicationName=application, IncludeDeleted=False)
+    in_use = {env.get("VersionLabel") for env in environments["Environments"]} | keep
+    candidates = sorted(
+        (version for version in versions if version["VersionLabel"] not in in_use),
+        key=lambda version: version["DateCreated"],
+    )
+    doomed = [
+        version["VersionLabel"] for version in candidates[: max(0, len(candidates) - retention)]
+    ]
+    if not doomed and candidates:
+        doomed = [candidates[0]["VersionLabel"]]
+    for label in doomed:
+        eb.delete_application_version(
+            ApplicationName=application, VersionLabel=label, DeleteSourceBundle=False
+        )
+    logger.info("old application versions deleted", extra={"deleted": doomed})
+    return doomed
+
+
+def register_version(
+    eb: Any,
+    application: str,
+    label: str,
+    bundle: str,
+    request_id: str,
+    *,
+    keep: set[str] | None = None,
+    retention: int = 20,
+) -> bool:
+    """Create the application version; return True when an identical one was reused.
+
+    When EB's application version quota is reached, the oldest unused versions are deleted and
+    the creation is tried once more.
+    """
     parsed = urlparse(bundle)
     source = {"S3Bucket": parsed.netloc, "S3Key": parsed.path.lstrip("/")}
     existing = eb.describe_application_versions(ApplicationName=application, VersionLabels=[label])[
@@ -34,13 +74,21 @@ def register_version(eb: Any, application: str, label: str, bundle: str, request
             f"s3://{existing[0]['SourceBundle']['S3Bucket']}/{existing[0]['SourceBundle']['S3Key']}"
             f", not {bundle}; deploy under a new version label"
         )
-    eb.create_application_version(
-        ApplicationName=application,
-        VersionLabel=label,
-        SourceBundle=source,
-        Description=f"control-plane request {request_id}",
-        Process=True,
-    )
+    arguments = {
+        "ApplicationName": application,
+        "VersionLabel": label,
+        "SourceBundle": source,
+        "Description": f"control-plane request {request_id}",
+        "Process": True,
+    }
+    try:
+        eb.create_application_version(**arguments)
+    except Exception as error:
+        if error_code(error) != "TooManyApplicationVersionsException":
+            raise
+        if not prune_versions(eb, application, keep or set(), retention):
+            raise
+        eb.create_application_version(**arguments)
     return False
 
 
@@ -57,8 +105,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if environment is None:
         raise EnvironmentNotReady(f"environment {outputs.eb_environment_name} disappeared")
     previous = environment.get("VersionLabel")
+    settings = current_settings().environment(request.environment)
     reused = register_version(
-        eb, outputs.eb_application_name, request.version, request.bundle, request.request_id
+        eb,
+        outputs.eb_application_name,
+        request.version,
+        request.bundle,
+        request.request_id,
+        keep={label for label in (previous,) if label},
+        retention=settings.version_retention,
     )
 
     try:

@@ -25,6 +25,8 @@ SUPPORTED_FAULTS = (
     "health_endpoint",
     "update_aborted",
     "eb_update_refused",
+    "version_quota",
+    "existing_version",
 )
 PLANNED_FAULTS = (
     "stack_locked",
@@ -38,8 +40,6 @@ PLANNED_FAULTS = (
     "outputs_wiped",
     "stale_lock",
     "pending_operations",
-    "version_quota",
-    "existing_version",
     "task_timeout",
     "large_preview",
     "missing_secret",
@@ -95,6 +95,19 @@ class UpdateAborted(_Strict):
 
 class EbUpdateRefused(_Strict):
     times: int = Field(ge=1)
+
+
+class VersionQuota(_Strict):
+    existing: int = Field(ge=1, le=1000)
+
+
+class ExistingVersion(_Strict):
+    label: str = Field(min_length=1)
+    same_bundle: bool
+
+
+# Faults that act on the EB application, which exists only after the first deployment.
+FAULTS_NEEDING_APPLICATION = ("version_quota", "existing_version")
 
 
 class Expectation(_Strict):
@@ -186,6 +199,8 @@ _FAULT_MODELS: dict[str, type[BaseModel]] = {
     "health_endpoint": HealthEndpoint,
     "update_aborted": UpdateAborted,
     "eb_update_refused": EbUpdateRefused,
+    "version_quota": VersionQuota,
+    "existing_version": ExistingVersion,
 }
 
 
@@ -208,6 +223,11 @@ def parse_fault(item: Any, index: int, step_count: int) -> FaultSpec:
     at_step = item.get("at_step", 1)
     if isinstance(at_step, bool) or not isinstance(at_step, int) or not 1 <= at_step <= step_count:
         raise ScenarioError(f"{where}.at_step: must be a step number from 1 to {step_count}")
+    if kind in FAULTS_NEEDING_APPLICATION and at_step == 1:
+        raise ScenarioError(
+            f"{where}.at_step: {kind} acts on the EB application, which the first deployment "
+            "creates; arm it at step 2 or later"
+        )
     return FaultSpec(kind=kind, arguments=model, at_step=at_step)
 
 

@@ -144,6 +144,33 @@ class ScenarioRun:
                 self.sandbox.eb.abort_updates_to(arguments.after_version)
             elif fault.kind == "eb_update_refused":
                 self.sandbox.eb.refuse_updates(arguments.times)
+            elif fault.kind == "version_quota":
+                self._fill_version_quota(arguments.existing)
+            elif fault.kind == "existing_version":
+                bundle = self._bundle_uri(None)
+                if not arguments.same_bundle:
+                    bundle = bundle.replace(".zip", "-other.zip")
+                self._create_version(arguments.label, bundle)
+
+    def _create_version(self, label: str, bundle: str) -> None:
+        bucket, key = bundle[len("s3://") :].split("/", 1)
+        try:
+            self.sandbox.client("elasticbeanstalk").create_application_version(
+                ApplicationName=self.settings.eb_application,
+                VersionLabel=label,
+                SourceBundle={"S3Bucket": bucket, "S3Key": key},
+            )
+        except Exception as error:
+            raise StepFailed(f"could not create version {label}: {error}") from None
+
+    def _fill_version_quota(self, existing: int) -> None:
+        """Fill the application with old versions up to `existing`, then cap it there."""
+        eb = self.sandbox.client("elasticbeanstalk")
+        versions = eb.describe_application_versions(ApplicationName=self.settings.eb_application)
+        bundle = self._bundle_uri(None)
+        for number in range(len(versions["ApplicationVersions"]), existing):
+            self._create_version(f"old-{number:04d}", bundle)
+        self.sandbox.eb.configure(max_application_versions=existing)
 
     def _bundle_uri(self, bundle: str | None) -> str:
         if bundle and bundle.startswith("s3://"):

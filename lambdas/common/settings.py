@@ -52,6 +52,13 @@ class EnvironmentSettings(BaseModel):
         ),
     )
     drift_check_max_age_seconds: int = Field(default=6 * 60 * 60, ge=0)
+    version_retention: int = Field(
+        default=20,
+        ge=1,
+        description=(
+            "application versions kept, besides those in use, when EB's version quota is hit"
+        ),
+    )
 
     @field_validator("backend_url")
     @classmethod

@@ -230,3 +230,37 @@ def test_log_lines_carry_environment_and_request(sandbox: Sandbox, bundle_uri: s
     assert lines[-1]["request_id"] == "r-1"
     assert lines[-1]["correlation_id"].endswith(":dev-r-1")
     assert lines[-1]["secrets"] == ["db:password"]
+
+
+def test_version_quota_prunes_oldest_unused(sandbox: Sandbox, bundle_uri: str) -> None:
+    eb = sandbox.client("elasticbeanstalk")
+    bucket, key = bundle_uri[len("s3://") :].split("/", 1)
+    for number in range(4):
+        eb.create_application_version(
+            ApplicationName=APPLICATION,
+            VersionLabel=f"old-{number}",
+            SourceBundle={"S3Bucket": bucket, "S3Key": key},
+        )
+        sandbox.clock.advance(1)
+    count = len(
+        eb.describe_application_versions(ApplicationName=APPLICATION)["ApplicationVersions"]
+    )
+    sandbox.eb.configure(max_application_versions=count)
+
+    reused = deploy_version.register_version(
+        eb, APPLICATION, "v-new", bundle_uri, "r-5", keep={"old-0"}, retention=2
+    )
+    labels = {
+        version["VersionLabel"]
+        for version in eb.describe_application_versions(ApplicationName=APPLICATION)[
+            "ApplicationVersions"
+        ]
+    }
+    sandbox.eb.configure(max_application_versions=1000)
+
+    assert reused is False
+    assert "v-new" in labels
+    assert "old-0" in labels  # the previous version is never deleted
+    assert "v1" in labels  # the running version is never deleted
+    assert "old-1" not in labels
+    assert {"old-2", "old-3"} <= labels  # the newest `retention` unused versions stay
