@@ -27,6 +27,8 @@ class BeanstalkEnvironmentArgs:
     instance_security_group_id: pulumi.Input[str]
     app_environment: dict[str, pulumi.Input[str]]
     tags: dict[str, str]
+    # Name of the EC2 key pair for SSH to the instances, or None to launch them without one.
+    ec2_key_name: pulumi.Input[str] | None = None
 
 
 class BeanstalkEnvironment(pulumi.ComponentResource):
@@ -122,6 +124,11 @@ def _option_settings(args: BeanstalkEnvironmentArgs) -> list[dict[str, pulumi.In
         ("aws:elasticbeanstalk:managedactions", "PreferredStartTime", "Sun:03:00"),
         ("aws:elasticbeanstalk:managedactions:platformupdate", "UpdateLevel", "minor"),
     ]
+    if args.ec2_key_name is not None:
+        # NOTE: EB then opens port 22 in the security group it manages, by default to
+        # 0.0.0.0/0 as EB users report (not checked against AWS). The option
+        # SSHSourceRestriction narrows that source, and this program does not set it.
+        options.append(("aws:autoscaling:launchconfiguration", "EC2KeyName", args.ec2_key_name))
     for key, value in sorted(args.app_environment.items()):
         options.append(("aws:elasticbeanstalk:application:environment", key, value))
 

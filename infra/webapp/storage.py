@@ -1,4 +1,4 @@
-"""Private, encrypted, versioned S3 bucket that stores the application version bundles."""
+"""Private, encrypted, versioned S3 buckets: app version bundles, static site, dashboard."""
 
 from __future__ import annotations
 
@@ -10,18 +10,22 @@ import pulumi_aws as aws
 
 
 @dataclass
-class AppVersionsBucketArgs:
-    """Inputs of AppVersionsBucket."""
+class PrivateBucketArgs:
+    """Inputs of PrivateBucket and AppVersionsBucket."""
 
     tags: dict[str, str]
 
 
-class AppVersionsBucket(pulumi.ComponentResource):
-    """S3 bucket for EB application version bundles.
+class PrivateBucket(pulumi.ComponentResource):
+    """Private S3 bucket with its encryption, versioning, ownership and access settings.
 
-    Encrypted with SSE-S3, versioned so an overwritten bundle can be recovered, owned by
+    Encrypted with SSE-S3, versioned so an overwritten object can be recovered, owned by
     the bucket owner (ACLs off), closed to the public, and reachable only over TLS.
     """
+
+    # Pulumi type token of the component. It is part of every child's URN, so changing it
+    # for an existing stack makes Pulumi replace the bucket.
+    component_type = "webapp:storage:PrivateBucket"
 
     bucket: aws.s3.BucketV2
     bucket_name: pulumi.Output[str]
@@ -30,14 +34,14 @@ class AppVersionsBucket(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        args: AppVersionsBucketArgs,
+        args: PrivateBucketArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("webapp:storage:AppVersionsBucket", name, None, opts)
+        super().__init__(self.component_type, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
         # The name is autonamed (logical name plus a random suffix) because bucket names
-        # are global; the control plane reads it from the appVersionsBucketName output.
+        # are global; the program exports it, for example as appVersionsBucketName.
         self.bucket = aws.s3.BucketV2(name, tags=args.tags, opts=child)
         bucket_id = self.bucket.id
 
@@ -85,6 +89,13 @@ class AppVersionsBucket(pulumi.ComponentResource):
         self.bucket_name = self.bucket.bucket
         self.arn = self.bucket.arn
         self.register_outputs({"bucketName": self.bucket_name, "arn": self.arn})
+
+
+class AppVersionsBucket(PrivateBucket):
+    """Private bucket for EB application version bundles."""
+
+    # The type token from before PrivateBucket existed, so existing stacks keep their URNs.
+    component_type = "webapp:storage:AppVersionsBucket"
 
 
 def _tls_only_policy(bucket_arn: str) -> str:
