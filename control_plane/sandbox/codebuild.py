@@ -97,6 +97,9 @@ class CodeBuildSimulator:
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
         self.failures_to_inject = 0
+        # Stack config set by scenarios: stack name -> {config key: value}, written into the
+        # build's copy of infra/Pulumi.<stack>.yaml, as a commit to the program would.
+        self.stack_config: dict[str, dict[str, Any]] = {}
         self.on_build_finished: Callable[[Build], None] | None = None
 
     @property
@@ -162,12 +165,23 @@ class CodeBuildSimulator:
         if self.on_build_finished is not None:
             self.on_build_finished(build)
 
+    def _apply_stack_config(self, infra_dir: Path, stack: str) -> None:
+        overrides = self.stack_config.get(stack)
+        if not overrides:
+            return
+        path = infra_dir / f"Pulumi.{stack}.yaml"
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+        document = document or {}
+        document.setdefault("config", {}).update(overrides)
+        path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+
     def _execute(self, build: Build, source_dir: Path) -> tuple[str, dict[str, str]]:
         shutil.copytree(
             self._repo_root / "infra",
             source_dir / "infra",
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         )
+        self._apply_stack_config(source_dir / "infra", build.variables.get("PULUMI_STACK", ""))
         spec = yaml.safe_load((source_dir / "infra" / "buildspec.yml").read_text(encoding="utf-8"))
         commands = spec["phases"]["build"]["commands"]
         exported_names = spec.get("env", {}).get("exported-variables", [])

@@ -6,6 +6,7 @@ simulator, the CodeBuild stand-in and the task Lambdas, all sharing one virtual 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -78,6 +79,7 @@ class Sandbox:
         self._saved_environment: dict[str, str | None] = {}
         self._redirected: list[tuple[logging.StreamHandler, Any]] = []
         self._log_file: Any = None
+        self._base_fingerprint: str | None = None
 
     # Lifecycle
 
@@ -314,6 +316,19 @@ class Sandbox:
             aws_secret_access_key="sandbox",
             config=Config(retries={"max_attempts": 2, "mode": "standard"}),
         )
+
+    def set_stack_config(self, stack: str, values: dict[str, Any]) -> None:
+        """Change the stack config that later builds run with, as a commit to infra/ would.
+
+        The program fingerprint changes with it, so the next deployment checks for drift.
+        """
+        overrides = self.codebuild.stack_config.setdefault(stack, {})
+        overrides.update(values)
+        document = json.dumps(self.codebuild.stack_config, sort_keys=True, default=str)
+        base = self._base_fingerprint or os.environ.get("PROGRAM_FINGERPRINT", "")
+        self._base_fingerprint = base
+        digest = hashlib.sha256(f"{base}\0{document}".encode()).hexdigest()
+        os.environ["PROGRAM_FINGERPRINT"] = digest
 
     def status(self) -> dict[str, Any]:
         return {

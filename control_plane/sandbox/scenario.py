@@ -16,8 +16,8 @@ from lambdas.common.errors import FAILURE_NAMES, UNEXPECTED_FAILURE
 from lambdas.common.settings import format_validation_error
 from lambdas.common.strict_yaml import load_yaml
 
-SUPPORTED_STEPS = ("deploy", "wait_all", "terminate_environment")
-PLANNED_STEPS = ("advance", "maintenance", "eb_event", "stack_config")
+SUPPORTED_STEPS = ("deploy", "wait_all", "terminate_environment", "stack_config")
+PLANNED_STEPS = ("advance", "maintenance", "eb_event")
 SUPPORTED_FAULTS = (
     "outputs_unavailable",
     "environment_stuck",
@@ -187,6 +187,20 @@ def parse_step(item: Any, index: int) -> Step:
             DeployStep.model_validate(arguments)
         except ValidationError as error:
             raise ScenarioError(f"{where}.deploy: {format_validation_error(error)}") from None
+    elif kind == "stack_config":
+        if not arguments:
+            raise ScenarioError(f"{where}.stack_config: name at least one config key to set")
+        bad = [key for key in arguments if not isinstance(key, str) or key.count(":") != 1]
+        if bad:
+            raise ScenarioError(
+                f"{where}.stack_config: keys {bad} must be Pulumi config keys such as "
+                "webapp:staticSite"
+            )
+        secret = [key for key in arguments if key.startswith("db:")]
+        if secret:
+            raise ScenarioError(
+                f"{where}.stack_config: {secret} are secrets; set them in SSM, not in stack config"
+            )
     elif arguments:
         raise ScenarioError(f"{where}.{kind}: takes no arguments, got {sorted(arguments)}")
     return Step(kind=kind, arguments=arguments)

@@ -126,6 +126,8 @@ class ScenarioRun:
             self._finish_pending()
         elif kind == "terminate_environment":
             self._terminate()
+        elif kind == "stack_config":
+            self.sandbox.set_stack_config(self.settings.pulumi_stack, arguments)
 
     def _arm_faults(self, index: int) -> None:
         for fault in self.loaded.faults:
