@@ -10,9 +10,19 @@ Contract (environment variables set by the build):
   CONTROL_PLANE_REQUEST_ID   request id, copied into the logs and the result (optional)
   PULUMI_LOCK_RETRIES        retries of a locked stack operation (optional, default 3)
   PULUMI_LOCK_RETRY_SECONDS  first retry delay, doubled each retry up to 60 s (default 10)
+  PULUMI_CANCEL_STALE_LOCKS  true lets the runner run `pulumi cancel` when the retries end
+                             and every lock is older than PULUMI_STALE_LOCK_SECONDS
+                             (optional, default false: the runner never cancels a lock)
+  PULUMI_STALE_LOCK_SECONDS  age in seconds from which a lock counts as stale (default 3600,
+                             the CodeBuild project's build timeout)
+  EB_WAIT_TIMEOUT_SECONDS    longest wait for an EB environment to leave Launching or
+                             Updating, in seconds (default 900)
+  EB_WAIT_POLL_SECONDS       seconds between two DescribeEnvironments calls (default 20)
 
 The result document is written to RESULT_URI on every exit. The exit code is 0 on success
-and 1 on failure; `error.name` in the document names the failure.
+and 1 on failure. `error.name` in the document names the failure, and `repairs` lists what
+the runner fixed on the way (pending operations, stale locks, an `up` run again once EB was
+Ready).
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +44,7 @@ if str(INFRA_DIR) not in sys.path:
     sys.path.insert(0, str(INFRA_DIR))
 
 from runner_lib.actions import Runner  # noqa: E402 (needs INFRA_DIR on sys.path)
+from runner_lib.beanstalk import EnvironmentWaiter  # noqa: E402
 from runner_lib.errors import PreviewFailed, RunnerError, UpFailed  # noqa: E402
 from runner_lib.pulumi_cli import PulumiCli  # noqa: E402
 from runner_lib.result import ResultDocument  # noqa: E402
@@ -46,8 +58,12 @@ def main(
     *,
     sleep: Callable[[float], None] = time.sleep,
     client_factory: Callable[[str], Any] = boto3.client,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
-    """Run the action that PULUMI_ACTION names and return the process exit code."""
+    """Run the action that PULUMI_ACTION names and return the process exit code.
+
+    `sleep`, `client_factory` (boto3 client by service name) and `now` are replaced by tests.
+    """
     environ = dict(os.environ) if environ is None else environ
     _configure_logging(environ.get("CONTROL_PLANE_REQUEST_ID", ""))
     started = time.monotonic()
@@ -67,11 +83,21 @@ def main(
             lock_retries=settings.lock_retries,
             lock_retry_seconds=settings.lock_retry_seconds,
             sleep=sleep,
+            cancel_stale_locks=settings.cancel_stale_locks,
+            stale_lock_seconds=settings.stale_lock_seconds,
+            now=now,
+            repairs=document.repairs,
+        )
+        waiter = EnvironmentWaiter(
+            lambda: client_factory("elasticbeanstalk"),
+            timeout_seconds=settings.eb_wait_timeout_seconds,
+            poll_seconds=settings.eb_wait_poll_seconds,
+            sleep=sleep,
         )
         versions = read_versions(INFRA_DIR / "versions.env")
         ssm = client_factory("ssm") if settings.secrets else None
         logger.info("starting %s of stack %s", settings.action, settings.stack)
-        Runner(settings, cli, ssm, INFRA_DIR, versions["PULUMI_VERSION"], document).run()
+        Runner(settings, cli, ssm, INFRA_DIR, versions["PULUMI_VERSION"], document, waiter).run()
     except RunnerError as error:
         document.error = error
     except Exception as error:

@@ -1,8 +1,9 @@
 """Steps of each runner action (`up`, `recover`, `check`).
 
-Every run checks the CLI version, selects the stack and checks the selection, and sets the
-secret config keys from SSM before the action. Each Pulumi operation is bracketed by
-`pulumi stack --show-name`, so a run never proceeds against another stack.
+Every run checks the CLI version, selects the stack and checks the selection, sets the
+secret config keys from SSM and repairs pending operations of an interrupted update before
+the action. Each Pulumi operation is bracketed by `pulumi stack --show-name`, so a run never
+proceeds against another stack.
 """
 
 from __future__ import annotations
@@ -15,15 +16,22 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .beanstalk import BeanstalkCheckFailed, EnvironmentWaiter
 from .errors import ConfigurationMissing, PreviewFailed, RunnerError, StackNotSelected, UpFailed
+from .pending import repair_pending_operations
+from .preview import classify_preview
 from .pulumi_cli import CommandResult, PulumiCli
 from .result import ResultDocument, has_changes, parse_change_summary, public_outputs
 from .settings import RunnerSettings
 
 EB_ENVIRONMENT_TYPE = "aws:elasticbeanstalk/environment:Environment"
-EXIT_CHANGES_PROPOSED = 7
 MISSING_CONFIG = re.compile(
     r"Missing required (?:secret config key|configuration variable) '([^']+)'"
+)
+# EB's error for UpdateEnvironment while another operation of the environment runs.
+NOT_READY = re.compile(
+    r"Environment named (?P<name>[A-Za-z0-9-]+) is in an invalid state for this operation\. "
+    r"Must be Ready\."
 )
 
 logger = logging.getLogger("runner")
@@ -40,11 +48,13 @@ class Runner:
         infra_dir: Path,
         expected_cli_version: str,
         result: ResultDocument,
+        waiter: EnvironmentWaiter,
     ) -> None:
         self.settings = settings
         self.stack = settings.stack
         self.cli = cli
         self.ssm = ssm
+        self.waiter = waiter
         self.infra_dir = infra_dir
         self.expected_cli_version = expected_cli_version
         self.result = result
@@ -57,7 +67,7 @@ class Runner:
         self.check_cli_version()
         self.select_stack()
         self.set_secrets()
-        self.clear_pending_creates()
+        repair_pending_operations(self)
         if self.settings.action == "up":
             self.up()
         elif self.settings.action == "recover":
@@ -171,31 +181,6 @@ class Runner:
             )
         return value
 
-    def clear_pending_creates(self) -> None:
-        """Drop pending creates left by a killed run, which block a non-interactive refresh.
-
-        NOTE: a resource whose creation was interrupted may exist in AWS without being in
-        state. The next `up` then fails on its name, and the resource needs a manual import.
-        """
-        deployment = self.export_state()
-        pending = [
-            op.get("resource", {}).get("urn", "?")
-            for op in deployment.get("pending_operations") or []
-            if op.get("type") == "creating"
-        ]
-        if not pending:
-            return
-        logger.warning(
-            "clearing %d pending create(s) left by an interrupted run: %s",
-            len(pending),
-            ", ".join(pending),
-        )
-        result = self.run_operation(
-            "refresh", "--yes", "--clear-pending-creates", "--stack", self.stack
-        )
-        if not result.ok:
-            self._raise_failure(result, "`pulumi refresh --clear-pending-creates`")
-
     # Actions -------------------------------------------------------------------------
 
     def up(self, *, refresh: bool = False) -> None:
@@ -204,7 +189,9 @@ class Runner:
             args.insert(3, "--refresh")
         result = self.run_operation(*args)
         if not result.ok:
-            self._raise_failure(result, "`pulumi up`", UpFailed)
+            result = self._retry_when_not_ready(result, args)
+        if not result.ok:
+            self.raise_failure(result, "`pulumi up`", UpFailed)
         counts = parse_change_summary(result.stdout)
         self.result.summary = counts
         self.result.changes = has_changes(counts) if counts else None
@@ -239,19 +226,35 @@ class Runner:
         self.result.changes = True
 
     def check(self) -> None:
-        """Preview with refresh; run `up` only when the preview proposes changes (exit 7)."""
+        """Preview with refresh; run `up` only when the preview's JSON shows real changes.
+
+        A failed preview (an error diagnostic, or an exit code other than 0 and 7) is
+        PreviewFailed and never leads to `up`. Differences that are only EB's rewrites of
+        option settings count as no change.
+        """
         result = self.run_operation(
-            "preview", "--refresh", "--diff", "--expect-no-changes", "--stack", self.stack
+            "preview", "--refresh", "--diff", "--expect-no-changes", "--json", "--stack", self.stack
         )
-        if result.exit_code == 0:
+        outcome = classify_preview(result)
+        self.result.summary = outcome.summary
+        self.result.ignored_diffs = outcome.ignored
+        for ignored in outcome.ignored:
+            logger.info(
+                "ignoring the %s diff of %s: %r in state, %r in the program (EB rewrites "
+                "this option's value)",
+                ignored["setting"],
+                ignored["urn"],
+                ignored["old"],
+                ignored["new"],
+            )
+        if outcome.kind == "failed":
+            self.raise_failure(result, "`pulumi preview`", PreviewFailed, reason=outcome.reason)
+        if outcome.kind == "clean":
             self.result.changes = False
-            self.result.summary = parse_change_summary(result.stdout)
             logger.info("preview proposed no changes; not running up")
             return
-        if result.exit_code != EXIT_CHANGES_PROPOSED:
-            self._raise_failure(result, "`pulumi preview`", PreviewFailed)
 
-        logger.info("preview proposed changes (exit code 7); running up with refresh")
+        logger.info("preview proposed changes (%s); running up with refresh", outcome.reason)
         # --refresh makes `up` act on the drift the refreshing preview found, such as an
         # environment deleted outside Pulumi, which a plain `up` would see as unchanged.
         self.up(refresh=True)
@@ -296,9 +299,56 @@ class Runner:
         resources = self.export_state().get("resources") or []
         return [r["urn"] for r in resources if r.get("type") == EB_ENVIRONMENT_TYPE]
 
-    def _raise_failure(
-        self, result: CommandResult, what: str, error_class: type[RunnerError] | None = None
+    def _retry_when_not_ready(self, result: CommandResult, args: list[str]) -> CommandResult:
+        """Run `up` once more after EB rejected it because the environment was not Ready.
+
+        A tag change makes EB update the environment, so an update that changes a tag and a
+        setting can fail on its second call. The runner waits for the environment to be Ready
+        (bounded by EB_WAIT_TIMEOUT_SECONDS) and returns the result of the second `up`.
+        """
+        rejected = NOT_READY.search(result.output)
+        if rejected is None:
+            return result
+        name = rejected.group("name")
+        logger.warning(
+            "Elastic Beanstalk rejected the update: %s Waiting for environment %s to be "
+            "Ready before running pulumi up once more",
+            rejected.group(0),
+            name,
+        )
+        try:
+            environment, waited = self.waiter.wait_while_transitional(name)
+        except BeanstalkCheckFailed as error:
+            raise UpFailed(
+                f"`pulumi up` failed because EB rejected the update: {rejected.group(0)} The "
+                f"runner waited for the environment to be Ready and gave up: {error}"
+            ) from error
+        status = environment.get("Status") if environment else "gone"
+        if status != "Ready":
+            raise UpFailed(
+                f"`pulumi up` failed because EB rejected the update: {rejected.group(0)} "
+                f"Environment {name} is now {status}, so the runner did not run `pulumi up` "
+                "again."
+            )
+        logger.info("environment %s is Ready after %.0f s; running pulumi up again", name, waited)
+        self.result.repairs.append(
+            {
+                "action": "retried-up-after-environment-ready",
+                "environment": name,
+                "waitedSeconds": round(waited),
+            }
+        )
+        return self.run_operation(*args)
+
+    def raise_failure(
+        self,
+        result: CommandResult,
+        what: str,
+        error_class: type[RunnerError] | None = None,
+        *,
+        reason: str | None = None,
     ) -> None:
+        """Raise the runner error for a failed command; `reason` replaces its error lines."""
         missing = MISSING_CONFIG.search(result.output)
         if missing:
             raise ConfigurationMissing(
@@ -307,4 +357,6 @@ class Runner:
                 f"infra/Pulumi.{self.stack}.yaml otherwise."
             )
         error_class = error_class or self.failure
+        if reason is not None:
+            raise error_class(f"{what} failed (exit code {result.exit_code}): {reason}")
         raise error_class(f"{what} failed (exit code {result.exit_code}): {result.error_text()}")

@@ -67,6 +67,11 @@ class ResultDocument:
     commands: list[str] = field(default_factory=list)
     summary: dict[str, int] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    # What the runner fixed before or during the action (pending operations, stale locks,
+    # an `up` run again after EB became Ready), one object per repair.
+    repairs: list[dict[str, Any]] = field(default_factory=list)
+    # Differences of a drift check that are EB's rewrites of option settings (see noise.py).
+    ignored_diffs: list[dict[str, str]] = field(default_factory=list)
     duration_seconds: float = 0.0
     error: RunnerError | None = None
 
@@ -80,6 +85,8 @@ class ResultDocument:
             "commands": self.commands,
             "summary": self.summary,
             "outputs": self.outputs,
+            "repairs": self.repairs,
+            "ignoredDiffs": self.ignored_diffs,
             "durationSeconds": round(self.duration_seconds, 3),
             "error": (
                 None

@@ -32,6 +32,10 @@ class RunnerSettings:
     secrets: dict[str, str] = field(default_factory=dict)
     lock_retries: int = 3
     lock_retry_seconds: float = 10.0
+    cancel_stale_locks: bool = False
+    stale_lock_seconds: float = 3600.0
+    eb_wait_timeout_seconds: float = 900.0
+    eb_wait_poll_seconds: float = 20.0
 
 
 def parse_result_uri(uri: str) -> tuple[str, str]:
@@ -81,6 +85,10 @@ def load_settings(environ: dict[str, str]) -> RunnerSettings:
         secrets=_parse_secrets(environ.get("PULUMI_SECRETS", "")),
         lock_retries=_int(environ, "PULUMI_LOCK_RETRIES", 3),
         lock_retry_seconds=_float(environ, "PULUMI_LOCK_RETRY_SECONDS", 10.0),
+        cancel_stale_locks=_bool(environ, "PULUMI_CANCEL_STALE_LOCKS"),
+        stale_lock_seconds=_float(environ, "PULUMI_STALE_LOCK_SECONDS", 3600.0),
+        eb_wait_timeout_seconds=_float(environ, "EB_WAIT_TIMEOUT_SECONDS", 900.0),
+        eb_wait_poll_seconds=_positive_float(environ, "EB_WAIT_POLL_SECONDS", 20.0),
     )
 
 
@@ -133,6 +141,26 @@ def _float(environ: dict[str, str], name: str, default: float) -> float:
     if value < 0:
         raise ConfigurationMissing(f"{name} must be 0 or more, got {value}.")
     return value
+
+
+def _positive_float(environ: dict[str, str], name: str, default: float) -> float:
+    value = _float(environ, name, default)
+    if value == 0:
+        raise ConfigurationMissing(f"{name} must be more than 0, got {value}.")
+    return value
+
+
+def _bool(environ: dict[str, str], name: str) -> bool:
+    """Read a flag that only an explicit `true` turns on.
+
+    Any text other than `true` and `false` raises, so a typo never changes what the runner does.
+    """
+    value = environ.get(name, "")
+    if value.lower() in ("", "false"):
+        return False
+    if value.lower() == "true":
+        return True
+    raise ConfigurationMissing(f"{name}={value!r} is invalid: set it to true or false.")
 
 
 def read_versions(path: Path) -> dict[str, str]:

@@ -12,10 +12,29 @@ import re
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 SECRET_KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*:[A-Za-z][A-Za-z0-9_.-]*$")
+# Hosts where a plain http:// Pulumi Cloud URL is accepted: a local stand-in, never a remote API.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def is_pulumi_cloud_url(url: str) -> bool:
+    """Return whether a backend URL names the Pulumi Cloud API (https://, or http:// on
+    loopback)."""
+    parts = urlparse(url)
+    if parts.scheme == "https":
+        return bool(parts.netloc)
+    return parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
 
 
 class SettingsError(ValueError):
@@ -39,7 +58,25 @@ class EnvironmentSettings(BaseModel):
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     pulumi_project: str = Field(min_length=1)
     pulumi_stack: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    backend_url: str = Field(description="Pulumi backend; {state_bucket} is the control plane's")
+    backend_url: str = Field(
+        description=(
+            "Pulumi backend: s3://{state_bucket} (the control plane's DIY state bucket) or the "
+            "Pulumi Cloud API, e.g. https://api.pulumi.com"
+        )
+    )
+    pulumi_org: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        description="Pulumi Cloud organization of the stack; only with an https:// backend_url",
+    )
+    pulumi_token_secret: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$",
+        description=(
+            "name of the Secrets Manager secret that stores the Pulumi Cloud access token; "
+            "only the name travels through the workflow"
+        ),
+    )
     eb_application: str = Field(min_length=1, max_length=100)
     health_path: str = Field(default="/health", pattern=r"^/")
     required_secrets: dict[str, SecretSource] = Field(default_factory=dict)
@@ -63,9 +100,32 @@ class EnvironmentSettings(BaseModel):
     @field_validator("backend_url")
     @classmethod
     def _check_backend(cls, value: str) -> str:
-        if not value.startswith("s3://"):
-            raise ValueError("must be an s3:// URL (the Pulumi DIY S3 backend)")
+        if not value.startswith("s3://") and not is_pulumi_cloud_url(value):
+            raise ValueError(
+                "must be an s3:// URL (the Pulumi DIY S3 backend) or the https:// URL of the "
+                "Pulumi Cloud API (plain http:// only on 127.0.0.1 or localhost)"
+            )
         return value
+
+    @model_validator(mode="after")
+    def _check_pulumi_cloud_fields(self) -> EnvironmentSettings:
+        if is_pulumi_cloud_url(self.backend_url):
+            missing = [
+                name
+                for name in ("pulumi_org", "pulumi_token_secret")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"{' and '.join(missing)} must be set when backend_url is a Pulumi Cloud "
+                    "URL: the outputs are read from its API with that organization and token"
+                )
+        elif self.pulumi_org is not None or self.pulumi_token_secret is not None:
+            raise ValueError(
+                "pulumi_org and pulumi_token_secret are used only with an https:// backend_url "
+                "(Pulumi Cloud); remove them for an s3:// backend"
+            )
+        return self
 
     @field_validator("required_secrets", mode="before")
     @classmethod

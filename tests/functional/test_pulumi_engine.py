@@ -1,10 +1,11 @@
 """Functional tier: the sandbox Pulumi engine against moto's server on 127.0.0.1.
 
 The engine runs in-process (its `main(argv, environ, stdin)`) on a copy of `infra/`, with its
-state in a moto S3 bucket. moto 5.2.5 implements neither UpdateEnvironment nor
-TerminateEnvironment for Elastic Beanstalk, so the fixture adds both to moto's EB responses
-for the duration of this module. The update records its request, and the termination marks
-the environment Terminated.
+state in a moto S3 bucket. moto 5.2.5 implements neither UpdateEnvironment,
+TerminateEnvironment nor DescribeConfigurationSettings for Elastic Beanstalk, so the fixture
+adds them to moto's EB responses for the duration of this module. The update records its
+request and merges its option settings, the termination marks the environment Terminated,
+and DescribeConfigurationSettings returns the settings of the create and of later updates.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ EXPORTS = {
     "appVersionsBucketName",
 }
 UPDATES: list[dict[str, Any]] = []
+# Option settings per environment name, as CreateEnvironment and UpdateEnvironment set them.
+OPTION_SETTINGS: dict[str, dict[tuple[str, str], dict[str, str]]] = {}
+_moto_create_environment = EBResponse.create_environment
 
 
 def _find_environment(backend: Any, params: dict[str, Any]) -> Any:
@@ -69,6 +73,21 @@ def _find_environment(backend: Any, params: dict[str, Any]) -> Any:
     raise AssertionError(f"test double found no environment for {params}")
 
 
+def _merge_settings(name: str, updates: list[dict], removals: list[dict]) -> None:
+    settings = OPTION_SETTINGS.setdefault(name, {})
+    for removal in removals:
+        settings.pop((removal["Namespace"], removal["OptionName"]), None)
+    for update in updates:
+        settings[(update["Namespace"], update["OptionName"])] = dict(update)
+
+
+def _create_environment(self: EBResponse) -> ActionResult:
+    result = _moto_create_environment(self)
+    OPTION_SETTINGS.pop(self._get_param("EnvironmentName"), None)
+    _merge_settings(self._get_param("EnvironmentName"), self._get_param("OptionSettings", []), [])
+    return result
+
+
 def _update_environment(self: EBResponse) -> ActionResult:
     params = {
         "EnvironmentName": self._get_param("EnvironmentName"),
@@ -77,7 +96,27 @@ def _update_environment(self: EBResponse) -> ActionResult:
         "OptionsToRemove": self._get_param("OptionsToRemove", []),
     }
     UPDATES.append(params)
-    return ActionResult(_find_environment(self.elasticbeanstalk_backend, params))
+    environment = _find_environment(self.elasticbeanstalk_backend, params)
+    _merge_settings(
+        environment.environment_name, params["OptionSettings"], params["OptionsToRemove"]
+    )
+    return ActionResult(environment)
+
+
+def _describe_configuration_settings(self: EBResponse) -> ActionResult:
+    name = self._get_param("EnvironmentName")
+    settings = list(OPTION_SETTINGS.get(name, {}).values())
+    return ActionResult(
+        {
+            "ConfigurationSettings": [
+                {
+                    "ApplicationName": self._get_param("ApplicationName"),
+                    "EnvironmentName": name,
+                    "OptionSettings": settings,
+                }
+            ]
+        }
+    )
 
 
 def _terminate_environment(self: EBResponse) -> ActionResult:
@@ -93,8 +132,15 @@ def _terminate_environment(self: EBResponse) -> ActionResult:
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(EBResponse, "create_environment", _create_environment)
         patch.setattr(EBResponse, "update_environment", _update_environment, raising=False)
         patch.setattr(EBResponse, "terminate_environment", _terminate_environment, raising=False)
+        patch.setattr(
+            EBResponse,
+            "describe_configuration_settings",
+            _describe_configuration_settings,
+            raising=False,
+        )
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         host, port = server.get_host_and_port()
@@ -206,6 +252,7 @@ class Engine:
 def engine(endpoint: str, tmp_path: Path) -> Iterator[Engine]:
     requests.post(f"{endpoint}/moto-api/reset", timeout=10)
     UPDATES.clear()
+    OPTION_SETTINGS.clear()
     yield Engine(endpoint, tmp_path)
 
 

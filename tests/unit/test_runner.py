@@ -12,6 +12,7 @@ import re
 import sys
 import textwrap
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ INFRA_DIR = REPO_ROOT / "infra"
 sys.path.insert(0, str(INFRA_DIR))
 
 import runner  # noqa: E402 (needs infra/ on sys.path)
+from runner_lib.noise import settings_noise  # noqa: E402
 from runner_lib.result import parse_change_summary  # noqa: E402
 
 RESULT_BUCKET = "control-plane-results"
@@ -40,8 +42,84 @@ LOCK_ERROR = (
     "(pid 42) at 2026-01-01T00:00:00Z\n"
 )
 UP_OUTPUT = "Updating (dev):\n\nResources:\n    + 2 created\n    ~ 1 updated\n    20 unchanged\n"
-PREVIEW_CLEAN = "Previewing update (dev):\n\nResources:\n    23 unchanged\n"
 PREVIEW_CHANGES = "Previewing update (dev):\n\nResources:\n    ~ 1 to update\n    22 unchanged\n"
+STACK_URN = "urn:pulumi:dev::webapp::pulumi:pulumi:Stack::webapp-dev"
+PROVIDER_URN = "urn:pulumi:dev::webapp::pulumi:providers:aws::default_6_83_0"
+HEALTH = ("aws:elasticbeanstalk:environment:process:default", "HealthCheckPath")
+INSTANCE_TYPES = ("aws:ec2:instances", "InstanceTypes")
+NO_CHANGES_EXPECTED = "error: no changes were expected for preview but changes were proposed\n"
+NOT_READY_OUTPUT = (
+    "Updating (dev):\n\nDiagnostics:\n  aws:elasticbeanstalk:Environment (webapp-dev):\n"
+    "    error: updating Elastic Beanstalk Environment (e-1234567890): InvalidParameterValue: "
+    "Environment named webapp-dev is in an invalid state for this operation. Must be Ready.\n"
+)
+# The lock in LOCK_ERROR was created at 2026-01-01T00:00:00Z; tests run at NOW.
+NOW = datetime(2026, 1, 1, 3, 12, 5, tzinfo=UTC)
+
+
+def settings_list(values: dict[tuple[str, str], str]) -> list[dict[str, str]]:
+    return [
+        {"namespace": namespace, "name": name, "value": value}
+        for (namespace, name), value in values.items()
+    ]
+
+
+def environment_update_step(
+    old: dict[tuple[str, str], str], new: dict[tuple[str, str], str]
+) -> dict[str, Any]:
+    """A preview step that updates the EB environment's settings from `old` to `new`."""
+    return {
+        "op": "update",
+        "urn": ENV_URN,
+        "provider": f"{PROVIDER_URN}::1d2e",
+        "oldState": {
+            "urn": ENV_URN,
+            "type": "aws:elasticbeanstalk/environment:Environment",
+            "inputs": {"settings": settings_list(old)},
+            "outputs": {"settings": settings_list(old)},
+        },
+        "newState": {
+            "urn": ENV_URN,
+            "type": "aws:elasticbeanstalk/environment:Environment",
+            "inputs": {"settings": settings_list(new)},
+            "outputs": {"settings": settings_list(new)},
+        },
+        "diffReasons": ["settings"],
+        "detailedDiff": {"settings": {"kind": "update", "inputDiff": False}},
+    }
+
+
+def preview_digest(
+    *steps: dict[str, Any],
+    diagnostics: list[dict[str, Any]] | None = None,
+    summary: dict[str, int] | None = None,
+) -> str:
+    """Output of `pulumi preview --json`: the root stack step, then `steps`."""
+    document: dict[str, Any] = {
+        "config": {"aws:region": "us-east-1", "db:password": "[secret]"},
+        "steps": [{"op": "same", "urn": STACK_URN}, *steps],
+        "duration": 1520000000,
+    }
+    if diagnostics:
+        document["diagnostics"] = diagnostics
+    document["changeSummary"] = summary or {"same": 23 - len(steps), "update": len(steps)}
+    if not steps and summary is None:
+        document["changeSummary"] = {"same": 23}
+    return json.dumps(document, indent=4)
+
+
+def credentials_diagnostic(code: str, message: str) -> dict[str, Any]:
+    return {
+        "urn": PROVIDER_URN,
+        "message": (
+            "error: pulumi:providers:aws resource 'default_6_83_0' has a problem: unable to "
+            "validate AWS credentials.\nDetails: validating provider credentials: retrieving "
+            "caller identity from STS: operation error STS: GetCallerIdentity, https response "
+            f"error StatusCode: 403, RequestID: 5c1e, api error {code}: {message}\n"
+        ),
+        "severity": "error",
+    }
+
 
 FAKE_PULUMI = textwrap.dedent(
     """\
@@ -100,7 +178,7 @@ def default_script() -> dict[str, list[dict[str, Any]]]:
         "config set": [ok()],
         "stack export": [export_with(ENV_URN)],
         "stack output": [ok(json.dumps({"ebEnvironmentName": "webapp-dev", "db": "[secret]"}))],
-        "preview": [ok(PREVIEW_CLEAN)],
+        "preview": [ok(preview_digest())],
         "up": [ok(UP_OUTPUT)],
         "refresh": [ok("Refreshing (dev):\n")],
         "state delete": [ok("Resource deleted\n")],
@@ -170,9 +248,45 @@ class Sleeps(list):
         self.append(seconds)
 
 
-def run(fake: FakePulumi, aws: Any, **overrides: str) -> tuple[int, dict[str, Any], Sleeps]:
+class FakeBeanstalk:
+    """DescribeEnvironments of one environment whose status follows a script.
+
+    Each call returns the next status of `statuses` (the last one repeats); None means the
+    environment does not exist.
+    """
+
+    def __init__(self, *statuses: str | None, name: str = "webapp-dev") -> None:
+        self.statuses = list(statuses)
+        self.name = name
+        self.calls: list[dict[str, Any]] = []
+
+    def describe_environments(self, **params: Any) -> dict[str, Any]:
+        self.calls.append(params)
+        status = self.statuses[min(len(self.calls), len(self.statuses)) - 1]
+        if status is None:
+            return {"Environments": []}
+        environment = {
+            "EnvironmentName": self.name,
+            "EnvironmentId": "e-abcdef1234",
+            "ApplicationName": "webapp-dev",
+            "Status": status,
+        }
+        return {"Environments": [environment]}
+
+
+def run(
+    fake: FakePulumi, aws: Any, *, eb: FakeBeanstalk | None = None, **overrides: str
+) -> tuple[int, dict[str, Any], Sleeps]:
     sleeps = Sleeps()
-    code = runner.main(fake.environ(**overrides), sleep=sleeps)
+
+    def client_factory(service: str) -> Any:
+        if service == "elasticbeanstalk" and eb is not None:
+            return eb
+        return boto3.client(service, region_name="us-east-1")
+
+    code = runner.main(
+        fake.environ(**overrides), sleep=sleeps, client_factory=client_factory, now=lambda: NOW
+    )
     body = aws.get_object(Bucket=RESULT_BUCKET, Key=RESULT_KEY)["Body"].read()
     return code, json.loads(body), sleeps
 
@@ -233,18 +347,82 @@ def test_locked_stack_retried_then_succeeds(fake: FakePulumi, aws: Any) -> None:
 
 
 def test_locked_stack_gives_stack_locked(fake: FakePulumi, aws: Any) -> None:
+    """After the retries, StackLocked names the lock's owner, its age and the command that
+    clears it, and the runner does not run `pulumi cancel` itself."""
     fake.respond("up", fail(LOCK_ERROR))
 
     code, result, sleeps = run(fake, aws, PULUMI_LOCK_RETRIES="3")
 
+    message = result["error"]["message"]
     assert code == 1
     assert result["error"]["name"] == "StackLocked"
-    assert (
-        "s3://state/.pulumi/locks/organization/webapp/dev/1b2c.json" in result["error"]["message"]
-    )
-    assert "pulumi cancel --yes --stack dev" in result["error"]["message"]
+    assert "s3://state/.pulumi/locks/organization/webapp/dev/1b2c.json" in message
+    assert "ci@builder" in message
+    assert "pid 42" in message
+    assert "created 2026-01-01T00:00:00Z (3 h 12 min ago)" in message
+    assert "`pulumi cancel --stack dev --yes`" in message
+    assert "PULUMI_CANCEL_STALE_LOCKS" in message
     assert len(fake.argvs("up")) == 4
+    assert fake.argvs("cancel") == []
     assert sleeps == [10.0, 20.0, 40.0]
+
+
+def test_stale_lock_cancelled_when_enabled(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("up", fail(LOCK_ERROR), fail(LOCK_ERROR), ok(UP_OUTPUT))
+
+    code, result, _ = run(fake, aws, PULUMI_LOCK_RETRIES="1", PULUMI_CANCEL_STALE_LOCKS="true")
+
+    assert code == 0, result["error"]
+    assert fake.argvs("cancel") == [["cancel", "--stack", "dev", "--yes"]]
+    assert len(fake.argvs("up")) == 3
+    assert result["repairs"] == [
+        {
+            "action": "cancelled-stale-lock",
+            "lock": "s3://state/.pulumi/locks/organization/webapp/dev/1b2c.json",
+            "owner": "ci@builder (pid 42)",
+            "created": "2026-01-01T00:00:00Z",
+            "ageSeconds": 11525,
+        }
+    ]
+
+
+def test_recent_lock_not_cancelled(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("up", fail(LOCK_ERROR))
+
+    code, result, _ = run(
+        fake,
+        aws,
+        PULUMI_LOCK_RETRIES="1",
+        PULUMI_CANCEL_STALE_LOCKS="true",
+        PULUMI_STALE_LOCK_SECONDS="86400",
+    )
+
+    assert code == 1
+    assert result["error"]["name"] == "StackLocked"
+    assert "younger than PULUMI_STALE_LOCK_SECONDS (86400 s)" in result["error"]["message"]
+    assert fake.argvs("cancel") == []
+    assert result["repairs"] == []
+
+
+def test_lock_without_owner_not_cancelled(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("up", fail("error: the stack is currently locked by 1 lock(s).\n"))
+
+    code, result, _ = run(fake, aws, PULUMI_LOCK_RETRIES="0", PULUMI_CANCEL_STALE_LOCKS="true")
+
+    assert code == 1
+    assert result["error"]["name"] == "StackLocked"
+    assert "owner and age are unknown" in result["error"]["message"]
+    assert fake.argvs("cancel") == []
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "TRUE "])
+def test_cancel_flag_must_be_true_or_false(fake: FakePulumi, aws: Any, value: str) -> None:
+    code, result, _ = run(fake, aws, PULUMI_CANCEL_STALE_LOCKS=value)
+
+    assert code == 1
+    assert result["error"]["name"] == "ConfigurationMissing"
+    assert "PULUMI_CANCEL_STALE_LOCKS" in result["error"]["message"]
+    assert fake.calls == []
 
 
 def test_lock_retry_delay_from_environment(fake: FakePulumi, aws: Any) -> None:
@@ -264,19 +442,22 @@ def test_check_without_changes_skips_up(fake: FakePulumi, aws: Any) -> None:
     assert code == 0
     assert result["changes"] is False
     assert result["summary"] == {"same": 23}
+    assert result["ignoredDiffs"] == []
     assert fake.argvs("up") == []
     assert fake.argvs("preview") == [
-        ["preview", "--refresh", "--diff", "--expect-no-changes", "--stack", "dev"]
+        ["preview", "--refresh", "--diff", "--expect-no-changes", "--json", "--stack", "dev"]
     ]
 
 
 def test_check_with_changes_runs_up(fake: FakePulumi, aws: Any) -> None:
-    fake.respond("preview", fail("error: no changes were expected", 7, PREVIEW_CHANGES))
+    step = environment_update_step({HEALTH: "/health"}, {HEALTH: "/status"})
+    fake.respond("preview", fail(NO_CHANGES_EXPECTED, 7, preview_digest(step)))
 
     code, result, _ = run(fake, aws, PULUMI_ACTION="check")
 
     assert code == 0
     assert result["changes"] is True
+    assert result["ignoredDiffs"] == []
     assert fake.argvs("up") == [["up", "--yes", "--skip-preview", "--refresh", "--stack", "dev"]]
 
 
@@ -301,12 +482,136 @@ def test_check_preview_crash_never_runs_up(fake: FakePulumi, aws: Any) -> None:
     assert fake.argvs("up") == []
 
 
-def test_check_missing_config_is_configuration_missing(fake: FakePulumi, aws: Any) -> None:
-    diagnostic = (
-        "Diagnostics:\n  pulumi:pulumi:Stack (webapp-dev):\n    error: Missing required "
-        "secret config key 'db:password' for stack 'dev'\n"
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("ExpiredToken", "The security token included in the request is expired"),
+        ("InvalidClientTokenId", "The security token included in the request is invalid."),
+    ],
+)
+@pytest.mark.parametrize("exit_code", [1, 255])
+def test_check_credentials_error_is_preview_failed(
+    fake: FakePulumi, aws: Any, code: str, message: str, exit_code: int
+) -> None:
+    """Expired or invalid AWS credentials fail the preview; they are never drift."""
+    digest = preview_digest(diagnostics=[credentials_diagnostic(code, message)], summary={})
+    fake.respond("preview", fail("error: preview failed\n", exit_code, digest))
+
+    run_code, result, _ = run(fake, aws, PULUMI_ACTION="check")
+
+    assert run_code == 1
+    assert result["error"]["name"] == "PreviewFailed"
+    assert f"AWS rejected the build's credentials ({code})" in result["error"]["message"]
+    assert result["changes"] is None
+    assert fake.argvs("up") == []
+
+
+def test_check_error_with_exit_7_fails(fake: FakePulumi, aws: Any) -> None:
+    """An error diagnostic fails the check even when the exit code says changes (7)."""
+    step = environment_update_step({HEALTH: "/health"}, {HEALTH: "/status"})
+    diagnostic = credentials_diagnostic("ExpiredToken", "The security token is expired")
+    fake.respond(
+        "preview", fail(NO_CHANGES_EXPECTED, 7, preview_digest(step, diagnostics=[diagnostic]))
     )
-    fake.respond("preview", fail("error: preview failed", 1, diagnostic))
+
+    code, result, _ = run(fake, aws, PULUMI_ACTION="check")
+
+    assert code == 1
+    assert result["error"]["name"] == "PreviewFailed"
+    assert fake.argvs("up") == []
+
+
+def test_check_exit_7_without_json_fails(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("preview", fail(NO_CHANGES_EXPECTED, 7, PREVIEW_CHANGES))
+
+    code, result, _ = run(fake, aws, PULUMI_ACTION="check")
+
+    assert code == 1
+    assert result["error"]["name"] == "PreviewFailed"
+    assert "no JSON" in result["error"]["message"]
+    assert fake.argvs("up") == []
+
+
+def test_check_noise_only_diff_skips_up(fake: FakePulumi, aws: Any) -> None:
+    """A settings diff that only EB's rewriting of InstanceTypes causes is not drift."""
+    step = environment_update_step(
+        {HEALTH: "/health", INSTANCE_TYPES: "t3.micro, t3.small"},
+        {HEALTH: "/health", INSTANCE_TYPES: "t3.micro,t3.small"},
+    )
+    fake.respond("preview", fail(NO_CHANGES_EXPECTED, 7, preview_digest(step)))
+
+    code, result, _ = run(fake, aws, PULUMI_ACTION="check")
+
+    assert code == 0, result["error"]
+    assert result["changes"] is False
+    assert fake.argvs("up") == []
+    assert result["ignoredDiffs"] == [
+        {
+            "urn": ENV_URN,
+            "setting": "aws:ec2:instances:InstanceTypes",
+            "old": "t3.micro, t3.small",
+            "new": "t3.micro,t3.small",
+        }
+    ]
+
+
+def test_check_settings_order_only_skips_up(fake: FakePulumi, aws: Any) -> None:
+    step = environment_update_step(
+        {HEALTH: "/health", INSTANCE_TYPES: "t3.micro"},
+        {INSTANCE_TYPES: "t3.micro", HEALTH: "/health"},
+    )
+    fake.respond("preview", fail(NO_CHANGES_EXPECTED, 7, preview_digest(step)))
+
+    code, result, _ = run(fake, aws, PULUMI_ACTION="check")
+
+    assert code == 0, result["error"]
+    assert result["changes"] is False
+    assert fake.argvs("up") == []
+
+
+def test_check_exit_7_without_steps_runs_up(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("preview", fail(NO_CHANGES_EXPECTED, 7, preview_digest(summary={"same": 23})))
+
+    code, result, _ = run(fake, aws, PULUMI_ACTION="check")
+
+    assert code == 0, result["error"]
+    assert result["changes"] is True
+    assert len(fake.argvs("up")) == 1
+
+
+def test_check_noise_and_drift_runs_up(fake: FakePulumi, aws: Any) -> None:
+    step = environment_update_step(
+        {HEALTH: "/health", INSTANCE_TYPES: "t3.micro, t3.small"},
+        {HEALTH: "/status", INSTANCE_TYPES: "t3.micro,t3.small"},
+    )
+    fake.respond("preview", fail(NO_CHANGES_EXPECTED, 7, preview_digest(step)))
+
+    code, result, _ = run(fake, aws, PULUMI_ACTION="check")
+
+    assert code == 0
+    assert result["changes"] is True
+    assert len(fake.argvs("up")) == 1
+
+
+def test_check_replacement_is_drift(fake: FakePulumi, aws: Any) -> None:
+    step = {"op": "create", "urn": ENV_URN, "newState": {"urn": ENV_URN, "inputs": {}}}
+    fake.respond("preview", fail(NO_CHANGES_EXPECTED, 7, preview_digest(step)))
+
+    code, result, _ = run(fake, aws, PULUMI_ACTION="check")
+
+    assert code == 0
+    assert result["changes"] is True
+    assert len(fake.argvs("up")) == 1
+
+
+def test_check_missing_config_is_configuration_missing(fake: FakePulumi, aws: Any) -> None:
+    diagnostic = {
+        "urn": STACK_URN,
+        "message": ("error: Missing required secret config key 'db:password' for stack 'dev'\n"),
+        "severity": "error",
+    }
+    digest = preview_digest(diagnostics=[diagnostic], summary={})
+    fake.respond("preview", fail("error: preview failed", 1, digest))
 
     code, result, _ = run(fake, aws, PULUMI_ACTION="check")
 
@@ -314,6 +619,44 @@ def test_check_missing_config_is_configuration_missing(fake: FakePulumi, aws: An
     assert result["error"]["name"] == "ConfigurationMissing"
     assert "db:password" in result["error"]["message"]
     assert fake.argvs("up") == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "noise"),
+    [
+        ({INSTANCE_TYPES: "t3.micro, t3.small"}, {INSTANCE_TYPES: "t3.micro,t3.small"}, True),
+        ({INSTANCE_TYPES: "t3.small, t3.micro"}, {INSTANCE_TYPES: "t3.micro,t3.small"}, False),
+        ({INSTANCE_TYPES: "t3.micro"}, {INSTANCE_TYPES: "t3.small"}, False),
+        (
+            {("aws:ec2:vpc", "Subnets"): "subnet-b,subnet-a"},
+            {("aws:ec2:vpc", "Subnets"): "subnet-a, subnet-b"},
+            True,
+        ),
+        (
+            {
+                (
+                    "aws:autoscaling:launchconfiguration",
+                    "SSHSourceRestriction",
+                ): "tcp,22,22,10.0.0.0/8"
+            },
+            {
+                (
+                    "aws:autoscaling:launchconfiguration",
+                    "SSHSourceRestriction",
+                ): "tcp, 22, 22, 10.0.0.0/8"
+            },
+            True,
+        ),
+        ({HEALTH: "/health "}, {HEALTH: "/health"}, False),
+        ({HEALTH: "/health"}, {HEALTH: "/health", INSTANCE_TYPES: "t3.micro"}, False),
+    ],
+)
+def test_settings_noise_rules(
+    old: dict[tuple[str, str], str], new: dict[tuple[str, str], str], noise: bool
+) -> None:
+    ignored = settings_noise(settings_list(old), settings_list(new))
+
+    assert (ignored is not None) is noise
 
 
 # recover ----------------------------------------------------------------------------------
@@ -375,12 +718,216 @@ def test_pending_creates_cleared_before_action(fake: FakePulumi, aws: Any) -> No
     pending = [{"type": "creating", "resource": {"urn": ENV_URN}}]
     fake.respond("stack export", export_with(pending=pending), export_with())
 
-    code, _, _ = run(fake, aws)
+    code, result, _ = run(fake, aws)
 
     assert code == 0
     assert fake.argvs("refresh") == [
         ["refresh", "--yes", "--clear-pending-creates", "--stack", "dev"]
     ]
+    assert [repair["action"] for repair in result["repairs"]] == ["cleared-pending-create"]
+
+
+# pending operations of an interrupted update ----------------------------------------------
+
+ENV_TYPE = "aws:elasticbeanstalk/environment:Environment"
+PENDING_ENV_CREATE = [
+    {
+        "type": "creating",
+        "resource": {
+            "urn": ENV_URN,
+            "type": ENV_TYPE,
+            "inputs": {"name": "webapp-dev", "application": "webapp-dev"},
+        },
+    }
+]
+
+
+def test_pending_create_existing_environment_imported(fake: FakePulumi, aws: Any) -> None:
+    """A killed `up` left the environment created in EB; it is imported, not created again."""
+    fake.respond("stack export", export_with(pending=PENDING_ENV_CREATE), export_with(ENV_URN))
+    eb = FakeBeanstalk("Ready")
+
+    code, result, sleeps = run(fake, aws, eb=eb)
+
+    assert code == 0, result["error"]
+    assert fake.argvs("refresh") == [
+        [
+            "refresh",
+            "--yes",
+            "--import-pending-creates",
+            ENV_URN,
+            "--import-pending-creates",
+            "e-abcdef1234",
+            "--stack",
+            "dev",
+        ]
+    ]
+    assert eb.calls[0]["EnvironmentNames"] == ["webapp-dev"]
+    assert eb.calls[0]["IncludeDeleted"] is False
+    assert sleeps == []
+    assert result["repairs"] == [
+        {
+            "action": "imported-pending-create",
+            "urn": ENV_URN,
+            "environment": "webapp-dev",
+            "id": "e-abcdef1234",
+            "status": "Ready",
+        }
+    ]
+    assert len(fake.argvs("up")) == 1
+
+
+def test_pending_create_launching_waits(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("stack export", export_with(pending=PENDING_ENV_CREATE), export_with(ENV_URN))
+    eb = FakeBeanstalk("Launching", "Launching", "Ready")
+
+    code, result, sleeps = run(fake, aws, eb=eb)
+
+    assert code == 0, result["error"]
+    assert sleeps == [20.0, 20.0]
+    assert "--import-pending-creates" in fake.argvs("refresh")[0]
+    assert result["repairs"][0]["status"] == "Ready"
+
+
+def test_pending_create_missing_environment_cleared(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("stack export", export_with(pending=PENDING_ENV_CREATE), export_with())
+    eb = FakeBeanstalk(None)
+
+    code, result, _ = run(fake, aws, eb=eb)
+
+    assert code == 0, result["error"]
+    assert fake.argvs("refresh") == [
+        ["refresh", "--yes", "--clear-pending-creates", "--stack", "dev"]
+    ]
+    assert result["repairs"] == [
+        {
+            "action": "cleared-pending-create",
+            "urn": ENV_URN,
+            "environment": "webapp-dev",
+            "reason": "environment webapp-dev does not exist in Elastic Beanstalk",
+        }
+    ]
+
+
+def test_pending_create_still_launching_times_out(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("stack export", export_with(pending=PENDING_ENV_CREATE))
+    eb = FakeBeanstalk("Launching")
+
+    code, result, sleeps = run(
+        fake, aws, eb=eb, EB_WAIT_TIMEOUT_SECONDS="60", EB_WAIT_POLL_SECONDS="20"
+    )
+
+    assert code == 1
+    assert result["error"]["name"] == "UpFailed"
+    assert "webapp-dev was still Launching after 60 s" in result["error"]["message"]
+    assert sleeps == [20.0, 20.0, 20.0]
+    assert fake.argvs("refresh") == []
+    assert fake.argvs("up") == []
+
+
+def test_pending_create_left_after_refresh_fails(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("stack export", export_with(pending=PENDING_ENV_CREATE))
+    eb = FakeBeanstalk("Ready")
+
+    code, result, _ = run(fake, aws, eb=eb)
+
+    assert code == 1
+    assert result["error"]["name"] == "UpFailed"
+    assert "still has 1 pending operation" in result["error"]["message"]
+    assert fake.argvs("up") == []
+
+
+def test_pending_update_refreshed(fake: FakePulumi, aws: Any) -> None:
+    pending = [{"type": "updating", "resource": {"urn": ENV_URN, "type": ENV_TYPE}}]
+    fake.respond("stack export", export_with(ENV_URN, pending=pending), export_with(ENV_URN))
+
+    code, result, _ = run(fake, aws, eb=FakeBeanstalk("Ready"))
+
+    assert code == 0, result["error"]
+    assert fake.argvs("refresh") == [["refresh", "--yes", "--stack", "dev"]]
+    assert result["repairs"] == [
+        {"action": "refreshed-pending-operation", "urn": ENV_URN, "operation": "updating"}
+    ]
+
+
+# up rejected by EB while the environment is not Ready --------------------------------------
+
+
+def test_up_not_ready_retried_after_wait(fake: FakePulumi, aws: Any) -> None:
+    """EB rejects the update while a tag change runs; the runner waits for Ready, then retries."""
+    fake.respond("up", fail("error: update failed\n", 1, NOT_READY_OUTPUT), ok(UP_OUTPUT))
+    eb = FakeBeanstalk("Updating", "Updating", "Ready")
+
+    code, result, sleeps = run(fake, aws, eb=eb)
+
+    assert code == 0, result["error"]
+    assert len(fake.argvs("up")) == 2
+    assert sleeps == [20.0, 20.0]
+    assert eb.calls[0]["EnvironmentNames"] == ["webapp-dev"]
+    assert result["repairs"] == [
+        {
+            "action": "retried-up-after-environment-ready",
+            "environment": "webapp-dev",
+            "waitedSeconds": 40,
+        }
+    ]
+    assert result["summary"] == {"create": 2, "update": 1, "same": 20}
+
+
+def test_up_not_ready_wait_times_out(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("up", fail("error: update failed\n", 1, NOT_READY_OUTPUT))
+    eb = FakeBeanstalk("Updating")
+
+    code, result, sleeps = run(
+        fake, aws, eb=eb, EB_WAIT_TIMEOUT_SECONDS="60", EB_WAIT_POLL_SECONDS="20"
+    )
+
+    message = result["error"]["message"]
+    assert code == 1
+    assert result["error"]["name"] == "UpFailed"
+    assert "webapp-dev was still Updating after 60 s" in message
+    assert "Must be Ready" in message
+    assert len(fake.argvs("up")) == 1
+    assert sleeps == [20.0, 20.0, 20.0]
+
+
+def test_up_rejected_twice_fails(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("up", fail("error: update failed\n", 1, NOT_READY_OUTPUT))
+
+    code, result, _ = run(fake, aws, eb=FakeBeanstalk("Ready"))
+
+    assert code == 1
+    assert result["error"]["name"] == "UpFailed"
+    assert "Must be Ready" in result["error"]["message"]
+    assert len(fake.argvs("up")) == 2
+
+
+def test_check_up_not_ready_retried(fake: FakePulumi, aws: Any) -> None:
+    step = environment_update_step({HEALTH: "/health"}, {HEALTH: "/status"})
+    fake.respond("preview", fail(NO_CHANGES_EXPECTED, 7, preview_digest(step)))
+    fake.respond("up", fail("error: update failed\n", 1, NOT_READY_OUTPUT), ok(UP_OUTPUT))
+
+    code, result, _ = run(fake, aws, PULUMI_ACTION="check", eb=FakeBeanstalk("Ready"))
+
+    assert code == 0, result["error"]
+    assert result["changes"] is True
+    assert len(fake.argvs("up")) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("EB_WAIT_TIMEOUT_SECONDS", "soon"),
+        ("EB_WAIT_POLL_SECONDS", "0"),
+        ("PULUMI_STALE_LOCK_SECONDS", "-1"),
+    ],
+)
+def test_invalid_wait_settings_rejected(fake: FakePulumi, aws: Any, name: str, value: str) -> None:
+    code, result, _ = run(fake, aws, **{name: value})
+
+    assert code == 1
+    assert result["error"]["name"] == "ConfigurationMissing"
+    assert name in result["error"]["message"]
 
 
 # secrets ----------------------------------------------------------------------------------

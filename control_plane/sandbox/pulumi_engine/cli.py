@@ -17,6 +17,7 @@ from . import stacks
 from .aws import require_loopback_endpoint
 from .context import EngineContext
 from .errors import EXIT_INTERNAL, EngineError, UsageError
+from .simulation import parse_simulations
 
 VALUE_FLAGS = {
     "--stack": "stack",
@@ -30,7 +31,10 @@ VALUE_FLAGS = {
     "-m": "message",
     "--parallel": "parallel",
     "-p": "parallel",
+    "--import-pending-creates": "import_pending_creates",
 }
+# Value flags that may repeat. Each occurrence adds one value, as with cobra's StringArray.
+REPEATED_FLAGS = {"target", "import_pending_creates"}
 BOOL_FLAGS = {
     "--yes": "yes",
     "-y": "yes",
@@ -68,6 +72,7 @@ class Options:
     positionals: list[str] = field(default_factory=list)
     values: dict[str, str] = field(default_factory=dict)
     targets: list[str] = field(default_factory=list)
+    repeated: dict[str, list[str]] = field(default_factory=dict)
     flags: set[str] = field(default_factory=set)
 
     def has(self, name: str) -> bool:
@@ -97,6 +102,8 @@ def parse_args(argv: list[str]) -> Options:
             key = VALUE_FLAGS[name]
             if key == "target":
                 options.targets.append(value)
+            if key in REPEATED_FLAGS:
+                options.repeated.setdefault(key, []).append(value)
             options.values[key] = value
         elif name in BOOL_FLAGS:
             if not has_value or inline_value.lower() in ("true", "1"):
@@ -181,6 +188,7 @@ COMMANDS: dict[tuple[str, ...], Command] = {
             refresh=o.has("refresh"),
             show_diff=o.has("diff"),
             expect_no_changes=o.has("expect_no_changes"),
+            as_json=o.has("json"),
         ),
         {
             "refresh",
@@ -220,6 +228,7 @@ COMMANDS: dict[tuple[str, ...], Command] = {
             yes=o.has("yes"),
             targets=o.targets,
             clear_pending_creates=o.has("clear_pending_creates"),
+            import_pending_creates=o.repeated.get("import_pending_creates", []),
             expect_no_changes=o.has("expect_no_changes"),
             show_diff=o.has("diff"),
         ),
@@ -228,6 +237,7 @@ COMMANDS: dict[tuple[str, ...], Command] = {
             "skip_preview",
             "target",
             "clear_pending_creates",
+            "import_pending_creates",
             "expect_no_changes",
             "diff",
             "message",
@@ -292,6 +302,7 @@ def main(
     stdin = sys.stdin if stdin is None else stdin
     try:
         endpoint_url = require_loopback_endpoint(environ)
+        parse_simulations(environ)
         options = parse_args(argv)
         command, arguments = _find_command(options.positionals)
         unsupported = (options.flags | set(options.values)) - command.options

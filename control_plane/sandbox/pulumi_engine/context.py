@@ -15,7 +15,15 @@ from .crypto import Crypter, crypter_from_salt_state, new_salt_state, read_passp
 from .errors import ConfigurationError, StackNotFoundError
 from .project import Project, StackConfigFile, find_project, resolve_stack, working_directory
 from .providers import ProviderContext
-from .state import Snapshot, dump_checkpoint, load_snapshot, now_rfc3339
+from .simulation import parse_simulations
+from .state import (
+    ResourceState,
+    Snapshot,
+    dump_checkpoint,
+    load_resource,
+    load_snapshot,
+    now_rfc3339,
+)
 
 CLI_VERSION = package_version("pulumi")
 DEFAULT_ACCOUNT_ID = "123456789012"
@@ -85,7 +93,12 @@ class EngineContext:
     @property
     def provider_context(self) -> ProviderContext:
         account_id = self.environ.get("MOTO_ACCOUNT_ID") or DEFAULT_ACCOUNT_ID
-        return ProviderContext(clients=self.clients, region=self.region, account_id=account_id)
+        return ProviderContext(
+            clients=self.clients,
+            region=self.region,
+            account_id=account_id,
+            simulations=parse_simulations(self.environ),
+        )
 
     # Secrets -------------------------------------------------------------------------
 
@@ -123,6 +136,12 @@ class EngineContext:
         latest = (checkpoint.get("checkpoint") or {}).get("latest") or {}
         salt_state = ((latest.get("secrets_providers") or {}).get("state") or {}).get("salt")
         return load_snapshot(checkpoint, self._crypter_getter(salt_state))
+
+    def resource_from_checkpoint(
+        self, raw: dict[str, Any], salt_state: str | None
+    ) -> ResourceState:
+        """Parse a checkpoint resource whose secrets use the key of `salt_state`."""
+        return load_resource(raw, self._crypter_getter(salt_state))
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Write the checkpoint, encrypting secrets with the stack config's key."""

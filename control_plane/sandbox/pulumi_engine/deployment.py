@@ -8,12 +8,13 @@ program no longer declares become `delete` steps once the program has finished.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from typing import Any
 
 from .display import Display
-from .errors import EngineError
+from .errors import EngineError, PartialUpdateError
 from .program import ProgramResult, Registration
 from .providers import ProviderContext, ResourceProvider, provider_for
 from .state import (
@@ -73,7 +74,13 @@ class Deployment:
                 created=old.created if old else now_rfc3339(),
                 modified=old.modified if old else now_rfc3339(),
             )
-            self._record("same" if old else "create", urn, STACK_TYPE)
+            self._record(
+                "same" if old else "create",
+                urn,
+                STACK_TYPE,
+                old_state=old,
+                new_state=self._new[urn],
+            )
 
     def register(self, registration: Registration) -> tuple[str, dict[str, Any]]:
         with self._lock:
@@ -110,7 +117,13 @@ class Deployment:
             created=old.created if old else now_rfc3339(),
             modified=old.modified if old else now_rfc3339(),
         )
-        self._record("same" if old else "create", registration.urn, registration.type)
+        self._record(
+            "same" if old else "create",
+            registration.urn,
+            registration.type,
+            old_state=old,
+            new_state=self._new[registration.urn],
+        )
         return "", {}
 
     def _register_custom(self, registration: Registration) -> tuple[str, dict[str, Any]]:
@@ -134,7 +147,16 @@ class Deployment:
                 op = "update"
 
         if self.apply:
-            resource_id, outputs = self._apply_step(op, provider, urn, old, inputs, changed)
+            try:
+                resource_id, outputs = self._apply_step(op, provider, urn, old, inputs, changed)
+            except PartialUpdateError as error:
+                # Part of the update reached AWS: the state records that part, so the next
+                # `up` retries only the rest.
+                # NOTE: how pulumi-aws records a partly applied update is unverified.
+                self._new[urn] = dataclasses.replace(
+                    old, inputs=error.inputs, outputs=error.outputs, modified=now_rfc3339()
+                )
+                raise
         else:
             resource_id, outputs = _planned_outputs(op, old, inputs)
         outputs = _mark_secret_outputs(outputs, inputs, registration.additional_secret_outputs)
@@ -156,7 +178,16 @@ class Deployment:
             created=old.created if old and op != "replace" else now,
             modified=old.modified if old and op == "same" else now,
         )
-        self._record(op, urn, registration.type, changed, old.inputs if old else None, inputs)
+        self._record(
+            op,
+            urn,
+            registration.type,
+            changed,
+            old.inputs if old else None,
+            inputs,
+            old_state=old,
+            new_state=self._new[urn],
+        )
         return resource_id, outputs
 
     def _apply_step(
@@ -185,6 +216,8 @@ class Deployment:
         name = f"default_{version.replace('.', '_')}" if version else "default"
         urn = make_urn(self.stack, self.project, f"{PROVIDER_TYPE_PREFIX}{package}", name)
         if urn not in self._new:
+            if package == "aws":
+                self.providers.configure(urn)
             old = self._old_by_urn.get(urn)
             inputs = {"region": self.providers.region}
             if version:
@@ -210,8 +243,21 @@ class Deployment:
         changed: set[str] | tuple[()] = (),
         old: dict[str, Any] | None = None,
         new: dict[str, Any] | None = None,
+        *,
+        old_state: ResourceState | None = None,
+        new_state: ResourceState | None = None,
     ) -> None:
-        self.display.step(op, type_token, urn_name(urn), changed=changed, old=old, new=new)
+        self.display.step(
+            op,
+            type_token,
+            urn_name(urn),
+            changed=changed,
+            old=old,
+            new=new,
+            urn=urn,
+            old_state=old_state,
+            new_state=new_state,
+        )
 
     # Completion ----------------------------------------------------------------------
 
@@ -225,7 +271,7 @@ class Deployment:
             if self.apply and old.custom:
                 provider_for(old.type, self.providers).delete(old)
             self._deleted.add(old.urn)
-            self._record("delete", old.urn, old.type)
+            self._record("delete", old.urn, old.type, old_state=old)
 
         root = self._new.get(result.stack_urn)
         if root is not None and self.apply:

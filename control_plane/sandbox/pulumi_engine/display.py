@@ -6,9 +6,13 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .state import contains_unknown, is_secret, normalize
+
+if TYPE_CHECKING:
+    from .digest import PreviewDigest
+    from .state import ResourceState
 
 SYMBOLS = {"create": "+", "update": "~", "delete": "-", "replace": "+-", "same": " "}
 PAST_TENSE = {"create": "created", "update": "updated", "delete": "deleted", "replace": "replaced"}
@@ -49,12 +53,23 @@ def _mask_secrets(value: Any) -> Any:
 
 
 class Display:
-    """Writes one operation's progress to stdout."""
+    """Writes one operation's progress to stdout.
 
-    def __init__(self, *, applied: bool, show_diff: bool = False, out: TextIO | None = None):
+    With a `digest` (`preview --json`), every step and warning is also recorded there.
+    """
+
+    def __init__(
+        self,
+        *,
+        applied: bool,
+        show_diff: bool = False,
+        out: TextIO | None = None,
+        digest: PreviewDigest | None = None,
+    ):
         self.applied = applied
         self.show_diff = show_diff
         self.out = out or sys.stdout
+        self.digest = digest
         self.counts: Counter[str] = Counter()
 
     def line(self, text: str = "") -> None:
@@ -62,6 +77,8 @@ class Display:
 
     def warning(self, message: str) -> None:
         self.line(f"warning: {message}")
+        if self.digest is not None:
+            self.digest.add_diagnostic("warning", message)
 
     def step(
         self,
@@ -72,13 +89,22 @@ class Display:
         changed: Iterable[str] = (),
         old: dict[str, Any] | None = None,
         new: dict[str, Any] | None = None,
+        urn: str = "",
+        old_state: ResourceState | None = None,
+        new_state: ResourceState | None = None,
     ) -> None:
-        """Count a step and print it unless it changes nothing."""
+        """Count a step and print it unless it changes nothing.
+
+        `old` and `new` are the property maps the diff shows; `old_state` and `new_state`
+        are the whole resources that a digest records.
+        """
         self.counts[op] += 1
+        changed = sorted(changed)
+        if self.digest is not None:
+            self.digest.add_step(op, urn, changed=changed, old=old_state, new=new_state)
         if op == "same":
             return
         verb = PAST_TENSE[op] if self.applied else op
-        changed = sorted(changed)
         suffix = f" [diff: {', '.join('~' + key for key in changed)}]" if changed else ""
         self.line(f" {SYMBOLS[op]:<2} {display_type(type_token)} {name} {verb}{suffix}")
         if self.show_diff and changed and old is not None and new is not None:

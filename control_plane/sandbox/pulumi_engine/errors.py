@@ -55,7 +55,28 @@ class UnsafeEndpointError(EngineError):
 
 
 class ProviderError(EngineError):
-    """An AWS call made for a resource failed."""
+    """An AWS call made for a resource failed.
+
+    `urn` names the resource that the failure belongs to when it is not the resource being
+    registered, such as the default provider whose configuration failed.
+    """
+
+    def __init__(self, message: str, *, urn: str = "") -> None:
+        super().__init__(message)
+        self.urn = urn
+
+
+class PartialUpdateError(ProviderError):
+    """An update failed after some of its changes reached AWS.
+
+    `inputs` and `outputs` describe the resource as it is after the applied part, so the
+    state records that part and the next update retries only the rest.
+    """
+
+    def __init__(self, message: str, *, inputs: dict, outputs: dict) -> None:
+        super().__init__(message)
+        self.inputs = inputs
+        self.outputs = outputs
 
 
 class ProgramError(EngineError):

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import sys
 import time
 import traceback
 
 from .context import EngineContext
 from .deployment import Deployment
+from .digest import PreviewDigest
 from .display import Display
 from .errors import EngineError, NoChangesExpectedError, ProviderError, UsageError
 from .program import ProgramResult, run_program
 from .refresh import refresh_snapshot
-from .state import Snapshot, urn_name
+from .state import STACK_TYPE, Snapshot, make_urn, urn_name, urn_qualified_type
 
 YES_REQUIRED = "--yes must be passed in to proceed when running in non-interactive mode"
 
@@ -23,38 +26,60 @@ def preview(
     refresh: bool = False,
     show_diff: bool = False,
     expect_no_changes: bool = False,
+    as_json: bool = False,
     operation: str = "preview",
 ) -> None:
     """Plan the update without changing anything; with `expect_no_changes`, fail with
-    exit code 7 when the plan has changes."""
+    exit code 7 when the plan has changes.
+
+    With `as_json` the text output is replaced by one JSON document (see `digest`), which is
+    printed after failures too, with the failure in its diagnostics.
+    """
     stack = ctx.require_stack()
-    display = Display(applied=False, show_diff=show_diff)
+    digest = PreviewDigest() if as_json else None
+    out = io.StringIO() if as_json else None
+    display = Display(applied=False, show_diff=show_diff, out=out, digest=digest)
     display.line(f"Previewing update ({stack}):")
     display.line()
 
     snapshot = ctx.load_snapshot()
     _warn_pending_operations(display, snapshot)
-    if refresh:
-        # NOTE: changes found by the refresh alone (such as a new deployed version) are
-        # shown but not counted. A resource that the refresh drops shows up as a create.
-        snapshot = refresh_snapshot(
-            snapshot, ctx.provider_context, Display(applied=False, out=display.out)
-        )
-
-    deployment = _new_deployment(ctx, snapshot, display, apply=False)
+    if digest is not None:
+        digest.config = _blinded_config(ctx)
+    deployment: Deployment | None = None
     try:
+        if refresh:
+            # NOTE: changes found by the refresh alone (such as a new deployed version) are
+            # shown but not counted. A resource that the refresh drops shows up as a create.
+            snapshot = refresh_snapshot(
+                snapshot, ctx.provider_context, Display(applied=False, out=display.out)
+            )
+        deployment = _new_deployment(ctx, snapshot, display, apply=False)
         result = _run(ctx, deployment, preview=True)
         deployment.finish(result)
     except Exception as error:
         _report_failure(ctx, display, deployment, error)
+        if digest is not None:
+            digest.print()
         raise EngineError("preview failed") from error
 
     display.outputs(result.outputs)
     display.summary()
+    if digest is not None:
+        digest.print()
     if expect_no_changes and display.has_changes():
         raise NoChangesExpectedError(
             f"no changes were expected for {operation} but changes were proposed"
         )
+
+
+def _blinded_config(ctx: EngineContext) -> dict[str, str]:
+    """Return the stack config for the digest, with secret values shown as "[secret]"."""
+    values, secret_keys = ctx.program_config()
+    return {
+        key: "[secret]" if key in secret_keys else str(value)
+        for key, value in sorted(values.items())
+    }
 
 
 def up(
@@ -132,10 +157,18 @@ def refresh(
     yes: bool,
     targets: list[str],
     clear_pending_creates: bool = False,
+    import_pending_creates: list[str] | None = None,
     expect_no_changes: bool = False,
     show_diff: bool = False,
 ) -> None:
-    """Read resources back from AWS and save what changed (all, or only `targets`)."""
+    """Read resources back from AWS and save what changed (all, or only `targets`).
+
+    `import_pending_creates` is a flat list of URN and ID pairs: each pending create of a
+    listed URN becomes a resource with that ID, read from AWS like the others.
+    """
+    pairs = list(import_pending_creates or [])
+    if len(pairs) % 2:
+        raise UsageError("each URN must be followed by an ID: found an odd number of entries")
     if not yes:
         raise UsageError(YES_REQUIRED)
     stack = ctx.require_stack()
@@ -148,13 +181,30 @@ def refresh(
         display.line()
 
         snapshot = ctx.load_snapshot()
+        snapshot, imported = _import_pending_creates(ctx, display, snapshot, pairs)
         snapshot = _handle_pending_creates(display, snapshot, clear=clear_pending_creates)
         known = {resource.urn for resource in snapshot.resources}
         for target in targets:
             if target not in known:
                 display.warning(f"Resource to refresh '{target}' could not be found in the stack.")
+        refresh_targets = set(targets) | set(imported) if targets else None
         refreshed = refresh_snapshot(
-            snapshot, ctx.provider_context, display, targets=set(targets) or None
+            snapshot, ctx.provider_context, display, targets=refresh_targets
+        )
+        found = {resource.urn for resource in refreshed.resources}
+        for urn, resource_id in imported.items():
+            if urn not in found:
+                raise EngineError(
+                    f"importing pending create {urn} failed: resource '{resource_id}' does "
+                    "not exist"
+                )
+        # Like the CLI's refresh, this one clears pending updates, deletes and reads; pending
+        # creates stay unless the flags above handled them.
+        refreshed = dataclasses.replace(
+            refreshed,
+            pending_operations=[
+                op for op in refreshed.pending_operations if op.get("type") == "creating"
+            ],
         )
         if expect_no_changes and display.has_changes():
             display.summary()
@@ -245,20 +295,25 @@ def _run(ctx: EngineContext, deployment: Deployment, *, preview: bool) -> Progra
 
 
 def _report_failure(
-    ctx: EngineContext, display: Display, deployment: Deployment, error: Exception | None
+    ctx: EngineContext,
+    display: Display,
+    deployment: Deployment | None,
+    error: Exception | None,
 ) -> None:
     """Print the failure under "Diagnostics:", attributed to the resource that failed."""
-    cause = deployment.failure or error
+    cause = (deployment.failure if deployment is not None else None) or error
     if isinstance(cause, EngineError):
         message = str(cause)
     else:
         lines = traceback.format_exception_only(type(cause), cause) if cause else ["unknown"]
         message = "".join(lines).strip()
 
-    owner = f"pulumi:pulumi:Stack ({ctx.project.name}-{ctx.stack})"
-    if isinstance(cause, ProviderError) and deployment.failed_urn:
-        failed = deployment.failed_urn
-        owner = f"{failed.split('::')[2].rsplit('$', 1)[-1]} ({urn_name(failed)})"
+    owner_urn = make_urn(ctx.stack, ctx.project.name, STACK_TYPE, f"{ctx.project.name}-{ctx.stack}")
+    if isinstance(cause, ProviderError) and cause.urn:
+        owner_urn = cause.urn
+    elif isinstance(cause, ProviderError) and deployment is not None and deployment.failed_urn:
+        owner_urn = deployment.failed_urn
+    owner = f"{urn_qualified_type(owner_urn).rsplit('$', 1)[-1]} ({urn_name(owner_urn)})"
 
     display.line()
     display.line("Diagnostics:")
@@ -267,6 +322,8 @@ def _report_failure(
     display.line(f"    error: {first}")
     for line in rest:
         display.line(f"    {line}")
+    if display.digest is not None:
+        display.digest.add_diagnostic("error", message, owner_urn)
 
 
 def _warn_pending_operations(display: Display, snapshot: Snapshot) -> None:
@@ -286,6 +343,38 @@ def _warn_pending_operations(display: Display, snapshot: Snapshot) -> None:
         "clear the pending operations if there are any.\n\nNote that `pulumi refresh` will "
         "need to be run interactively to clear pending CREATE operations."
     )
+
+
+def _import_pending_creates(
+    ctx: EngineContext, display: Display, snapshot: Snapshot, pairs: list[str]
+) -> tuple[Snapshot, dict[str, str]]:
+    """Turn the pending creates named in `pairs` into resources with the given IDs.
+
+    Returns the new snapshot and the imported URNs with their IDs. A URN without a pending
+    create gets the CLI's warning on stderr.
+    """
+    wanted = dict(zip(pairs[::2], pairs[1::2], strict=True))
+    if not wanted:
+        return snapshot, {}
+    imported: dict[str, str] = {}
+    resources = list(snapshot.resources)
+    remaining = []
+    for op in snapshot.pending_operations:
+        raw = op.get("resource") or {}
+        urn = raw.get("urn")
+        if op.get("type") != "creating" or urn not in wanted or urn in imported:
+            remaining.append(op)
+            continue
+        resource = ctx.resource_from_checkpoint(raw, snapshot.salt_state)
+        resource = dataclasses.replace(resource, id=wanted[urn], custom=True)
+        resources.append(resource)
+        imported[urn] = resource.id
+        display.line(f"Importing pending create {urn} with ID {resource.id}")
+    for urn in wanted:
+        if urn not in imported:
+            print(f'warning: "{urn}" did not correspond to a pending create', file=sys.stderr)
+    snapshot = dataclasses.replace(snapshot, resources=resources, pending_operations=remaining)
+    return snapshot, imported
 
 
 def _handle_pending_creates(display: Display, snapshot: Snapshot, *, clear: bool) -> Snapshot:

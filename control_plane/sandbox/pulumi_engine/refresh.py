@@ -24,15 +24,22 @@ def refresh_snapshot(
     """Return the refreshed snapshot; `targets` limits the refresh to those URNs."""
     remaining: list[ResourceState] = []
     dropped: set[str] = set()
+    configured: set[str] = set()
     for resource in snapshot.resources:
         if not _refreshable(resource, targets):
             remaining.append(resource)
             continue
 
+        provider_urn = resource.provider.rsplit("::", 1)[0]
+        if resource.type.startswith("aws:") and provider_urn not in configured:
+            providers.configure(provider_urn)
+            configured.add(provider_urn)
         refreshed = provider_for(resource.type, providers).read(resource)
         if refreshed is None:
             dropped.add(resource.urn)
-            display.step("delete", resource.type, resource.name)
+            display.step(
+                "delete", resource.type, resource.name, urn=resource.urn, old_state=resource
+            )
             continue
 
         changed = {
@@ -47,6 +54,9 @@ def refresh_snapshot(
             changed=changed,
             old=resource.outputs,
             new=refreshed.outputs,
+            urn=resource.urn,
+            old_state=resource,
+            new_state=refreshed,
         )
         remaining.append(refreshed)
 

@@ -220,6 +220,11 @@ def load_snapshot(checkpoint: dict[str, Any], get_crypter: Callable[[], Crypter]
     )
 
 
+def load_resource(raw: dict[str, Any], get_crypter: Callable[[], Crypter]) -> ResourceState:
+    """Parse one checkpoint resource, such as the resource of a pending operation."""
+    return _load_resource(raw, _Cipher(get_crypter))
+
+
 def _load_resource(raw: dict[str, Any], cipher: _Cipher) -> ResourceState:
     return ResourceState(
         urn=raw["urn"],

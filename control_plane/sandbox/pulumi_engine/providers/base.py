@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..aws import ClientFactory
+from ..simulation import check_credentials
 from ..state import ResourceState, normalize, unwrap_secrets, urn_name
 
 # Properties that the AWS provider fills with `<name>-<7 hex chars>` when the program
@@ -31,14 +32,23 @@ LOWERCASE_NAMES = frozenset(
 
 @dataclass(frozen=True)
 class ProviderContext:
-    """AWS clients, region and account id that providers act on."""
+    """AWS clients, region and account id that providers act on, and the AWS behaviours
+    switched on for this command (see `simulation`)."""
 
     clients: ClientFactory
     region: str
     account_id: str
+    simulations: frozenset[str] = frozenset()
 
     def client(self, service: str) -> Any:
         return self.clients.client(service, self.region)
+
+    def configure(self, provider_urn: str) -> None:
+        """Configure the AWS provider, as the engine does before its first resource operation.
+
+        Raises ProviderError when a simulated credentials failure is switched on.
+        """
+        check_credentials(self.simulations, provider_urn)
 
 
 def stable_hex(seed: str, length: int) -> str:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..state import ResourceState
-from .base import ResourceProvider, diff_properties, plain, stable_hex
+from ..errors import PartialUpdateError, ProviderError
+from ..simulation import EB_NORMALIZED_SETTINGS, eb_stored_value
+from ..state import ResourceState, is_secret, wrap_secret
+from .base import ResourceProvider, comparable, diff_properties, plain, stable_hex
 from .calls import call_aws
 
 TERMINATED = "Terminated"
+# The only namespace whose settings the AWS provider keys by resource name as well.
+SCHEDULED_ACTION_NAMESPACE = "aws:autoscaling:scheduledaction"
 
 
 class BeanstalkApplication(ResourceProvider):
@@ -95,6 +99,11 @@ class BeanstalkEnvironment(ResourceProvider):
 
     def diff(self, old: ResourceState, inputs: dict[str, Any]) -> set[str]:
         changed = diff_properties(old.inputs, inputs)
+        # Settings form a set keyed by namespace, name and resource, as in the AWS provider,
+        # and are compared with the values the last refresh read from EB.
+        changed.discard("settings")
+        if _settings_by_key(_current_settings(old)) != _settings_by_key(inputs.get("settings")):
+            changed.add("settings")
         # The AWS provider compares the program with the live state, so a version deployed
         # outside Pulumi is a change of `version` unless the program ignores it.
         live_version = plain(old.outputs.get("version"))
@@ -142,7 +151,7 @@ class BeanstalkEnvironment(ResourceProvider):
         params: dict[str, Any] = {}
         if "settings" in changed:
             to_set, to_remove = _option_changes(
-                plain(old.inputs.get("settings")) or [], values.get("settings") or []
+                plain(_current_settings(old)) or [], values.get("settings") or []
             )
             if to_set:
                 params["OptionSettings"] = to_set
@@ -159,12 +168,33 @@ class BeanstalkEnvironment(ResourceProvider):
         if "version" in changed and values.get("version"):
             params["VersionLabel"] = values["version"]
 
-        response: dict[str, Any] = {}
-        if params:
-            response = call_aws(action, eb.update_environment, **self._target(old), **params)
+        # Tags go first, then UpdateEnvironment, in the AWS provider's order. EB runs an
+        # environment update for a tag change, so the environment can still be Updating
+        # when UpdateEnvironment arrives, and EB rejects that call as not Ready.
+        # NOTE: whether pulumi-aws 6.83 waits for Ready between the two calls is unverified;
+        # this engine does not wait.
         arn = old.outputs.get("arn") or self._arn(values["application"], name)
+        tags_applied = False
         if "tags" in changed:
             _update_tags(eb, action, arn, plain(old.inputs.get("tags")), values.get("tags"))
+            tags_applied = True
+
+        response: dict[str, Any] = {}
+        if params:
+            try:
+                response = call_aws(action, eb.update_environment, **self._target(old), **params)
+            except ProviderError as error:
+                if not tags_applied:
+                    raise
+                raise PartialUpdateError(
+                    str(error),
+                    inputs={**old.inputs, "tags": inputs.get("tags")},
+                    outputs={
+                        **old.outputs,
+                        "tags": inputs.get("tags"),
+                        "tagsAll": values.get("tags") or {},
+                    },
+                ) from error
 
         outputs = {**old.outputs, **inputs, "tagsAll": values.get("tags") or {}}
         outputs["allSettings"] = values.get("settings") or []
@@ -201,7 +231,66 @@ class BeanstalkEnvironment(ResourceProvider):
         ):
             if live.get(field) not in (None, ""):
                 outputs[key] = str(live[field])
+        outputs.update(self._read_settings(old))
         return dataclasses.replace(old, outputs=outputs)
+
+    def _read_settings(self, old: ResourceState) -> dict[str, Any]:
+        """Read the option settings back from EB, as the AWS provider does on refresh.
+
+        `settings` keeps the state's settings that EB returns, with EB's values, and
+        `allSettings` lists every setting EB returns. A setting whose value was secret in
+        state stays secret.
+        """
+        eb = self.context.client("elasticbeanstalk")
+        name = plain(old.inputs.get("name"))
+        application = plain(old.inputs.get("application"))
+        response = call_aws(
+            f"reading Elastic Beanstalk Environment ({name}) settings",
+            eb.describe_configuration_settings,
+            ApplicationName=application,
+            EnvironmentName=name,
+        )
+        groups = response.get("ConfigurationSettings") or []
+        if len(groups) != 1:
+            raise ProviderError(
+                f"reading Elastic Beanstalk Environment ({name}) settings: received "
+                f"{len(groups)} settings groups, expected 1"
+            )
+        normalize = EB_NORMALIZED_SETTINGS in self.context.simulations
+        live: dict[tuple[str, str, str], dict[str, str]] = {}
+        for option in groups[0].get("OptionSettings") or []:
+            setting = {"namespace": option["Namespace"], "name": option["OptionName"]}
+            if option.get("ResourceName") and option["Namespace"] == SCHEDULED_ACTION_NAMESPACE:
+                setting["resource"] = option["ResourceName"]
+            value = option.get("Value") or ""
+            if normalize:
+                value = eb_stored_value(option["Namespace"], option["OptionName"], value)
+            setting["value"] = value
+            live[_option_key(setting)] = setting
+
+        current = _current_settings(old)
+        whole_list_secret = is_secret(current)
+        items = current.get("value") if whole_list_secret else current
+        refreshed: list[Any] = []
+        any_secret = whole_list_secret
+        for item in items or []:
+            item_secret = is_secret(item)
+            fields = item.get("value") if item_secret else item
+            key = _option_key(plain(fields))
+            if key not in live:
+                continue
+            value: Any = live[key]["value"]
+            if is_secret(fields.get("value")):
+                value = wrap_secret(value)
+                any_secret = True
+            setting = {**fields, "value": value}
+            refreshed.append(wrap_secret(setting) if item_secret else setting)
+            any_secret = any_secret or item_secret
+        all_settings: Any = list(live.values())
+        return {
+            "settings": wrap_secret(refreshed) if whole_list_secret else refreshed,
+            "allSettings": wrap_secret(all_settings) if any_secret else all_settings,
+        }
 
     # Helpers -------------------------------------------------------------------------
 
@@ -313,6 +402,19 @@ def _lifecycle_config(lifecycle: dict[str, Any] | None) -> dict[str, Any] | None
 
 def _option_key(setting: dict[str, Any]) -> tuple[str, str, str]:
     return (setting["namespace"], setting["name"], setting.get("resource") or "")
+
+
+def _current_settings(old: ResourceState) -> Any:
+    """Return the settings as last read from EB (outputs), or as last sent when never read."""
+    if "settings" in old.outputs:
+        return old.outputs["settings"]
+    return old.inputs.get("settings")
+
+
+def _settings_by_key(settings: Any) -> dict[tuple[str, str, str], Any]:
+    return {
+        _option_key(setting): comparable(setting.get("value")) for setting in plain(settings) or []
+    }
 
 
 def _option_setting(setting: dict[str, Any]) -> dict[str, str]:
