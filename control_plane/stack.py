@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -82,6 +82,7 @@ class ControlPlaneStack(Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        self._settings = control_plane_settings
 
         self.table = dynamodb.TableV2(
             self,
@@ -160,6 +161,45 @@ class ControlPlaneStack(Stack):
             timeout=Duration.minutes(60),
         )
         self.state_bucket.grant_read_write(project)
+        # What `pulumi up` needs to manage the program's resources. The services are the ones
+        # infra/ declares; EB itself drives CloudFormation, Auto Scaling and load balancers.
+        project.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "elasticbeanstalk:*",
+                    "cloudformation:*",
+                    "autoscaling:*",
+                    "elasticloadbalancing:*",
+                    "ec2:*",
+                    "rds:*",
+                    "s3:*",
+                    "acm:*",
+                    "cloudfront:*",
+                    "route53:*",
+                    "cloudwatch:*",
+                    "logs:*",
+                    "sns:*",
+                    "iam:GetRole",
+                    "iam:CreateRole",
+                    "iam:DeleteRole",
+                    "iam:TagRole",
+                    "iam:PassRole",
+                    "iam:AttachRolePolicy",
+                    "iam:DetachRolePolicy",
+                    "iam:ListAttachedRolePolicies",
+                    "iam:ListRolePolicies",
+                    "iam:ListInstanceProfilesForRole",
+                    "iam:GetInstanceProfile",
+                    "iam:CreateInstanceProfile",
+                    "iam:DeleteInstanceProfile",
+                    "iam:AddRoleToInstanceProfile",
+                    "iam:RemoveRoleFromInstanceProfile",
+                    "iam:TagInstanceProfile",
+                    "iam:CreateServiceLinkedRole",
+                ],
+                resources=["*"],
+            )
+        )
         project.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["ssm:GetParameter"],
@@ -222,6 +262,29 @@ class ControlPlaneStack(Stack):
             functions.classify_build_failure,
         ):
             self.state_bucket.grant_read(function)
+        token_secrets = sorted(
+            {
+                environment.pulumi_token_secret
+                for environment in self._settings.environments.values()
+                if environment.pulumi_token_secret
+            }
+        )
+        for function in (functions.inspect_infrastructure, functions.resolve_outputs):
+            for name in token_secrets:
+                # Secrets Manager appends six random characters to a secret's name in its ARN.
+                function.add_to_role_policy(
+                    iam.PolicyStatement(
+                        actions=["secretsmanager:GetSecretValue"],
+                        resources=[
+                            self.format_arn(
+                                service="secretsmanager",
+                                resource="secret",
+                                resource_name=f"{name}-*",
+                                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                            )
+                        ],
+                    )
+                )
         self.bundle_bucket.grant_read(functions.preflight)
         functions.preflight.add_to_role_policy(
             iam.PolicyStatement(actions=["ssm:DescribeParameters"], resources=["*"])

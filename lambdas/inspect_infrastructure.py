@@ -16,7 +16,6 @@ from typing import Any
 from .common.beanstalk import TRANSITIONAL_STATUSES, find_environment, summarize
 from .common.models import TaskEvent
 from .common.observability import logger, task_handler
-from .common.pulumi_state import read_stack_state
 from .common.settings import EnvironmentSettings, current_settings
 from .common.store import read_infrastructure_record
 
@@ -62,7 +61,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = current_settings().environment(target.environment)
     fingerprint = os.environ.get("PROGRAM_FINGERPRINT", "unknown")
 
-    state = read_stack_state(target.backend_url, target.project, target.stack, target.region)
+    state = target.read_state()
     environment = None
     name = state.outputs.get("ebEnvironmentName")
     application = state.outputs.get("ebApplicationName") or target.eb_application

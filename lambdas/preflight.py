@@ -84,6 +84,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         eb_application=settings.eb_application,
         health_path=settings.health_path,
         secrets={key: source.name for key, source in settings.required_secrets.items()},
+        pulumi_org=settings.pulumi_org,
+        pulumi_token_secret=settings.pulumi_token_secret,
     )
     logger.info(
         "preflight passed",

@@ -8,7 +8,6 @@ from typing import Any
 from .common.errors import OutputsNotAvailable
 from .common.models import StackOutputs, TaskEvent
 from .common.observability import logger, task_handler
-from .common.pulumi_state import read_stack_state
 from .common.store import write_infrastructure_record
 
 REQUIRED_OUTPUTS = ("ebEnvironmentName", "ebApplicationName")
@@ -19,7 +18,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     task = TaskEvent.model_validate(event)
     target = task.require_target()
 
-    state = read_stack_state(target.backend_url, target.project, target.stack, target.region)
+    state = target.read_state()
     missing = [name for name in REQUIRED_OUTPUTS if not state.outputs.get(name)]
     if missing:
         where = "no state" if not state.exists else f"missing {', '.join(missing)}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,6 +48,22 @@ class Target(BaseModel):
     health_path: str = Field(alias="healthPath")
     # Pulumi config key -> SSM parameter name. References only, never values.
     secrets: dict[str, str] = Field(default_factory=dict)
+    # Pulumi Cloud backends only: the organization and the Secrets Manager name of the token.
+    pulumi_org: str | None = Field(default=None, alias="pulumiOrg")
+    pulumi_token_secret: str | None = Field(default=None, alias="pulumiTokenSecret")
+
+    def read_state(self) -> Any:
+        """Read the stack's state from whichever backend the environment uses."""
+        from .pulumi_state import read_stack_state
+
+        return read_stack_state(
+            self.backend_url,
+            self.project,
+            self.stack,
+            self.region,
+            organization=self.pulumi_org,
+            token_secret=self.pulumi_token_secret,
+        )
 
 
 class StackOutputs(BaseModel):
