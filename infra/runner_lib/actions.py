@@ -214,6 +214,7 @@ class Runner:
             if urn not in self.environment_urns():
                 logger.info("refresh dropped %s from the state", urn)
                 continue
+            self._check_safe_to_forget(urn)
             logger.info("%s is still in the state; deleting it from the state", urn)
             deleted = self.run_operation(
                 "state", "delete", urn, "--force", "--yes", "--stack", self.stack
@@ -294,6 +295,36 @@ class Runner:
         except json.JSONDecodeError as error:
             raise self.failure(f"`pulumi stack export` printed invalid JSON: {error}") from error
         return self._exported
+
+    def _check_safe_to_forget(self, urn: str) -> None:
+        """Raise UpFailed unless EB confirms the environment is gone.
+
+        Deleting a live or Terminating environment from the state would make the next `up`
+        create a second one, or fail on the name, so an unreadable status also stops here.
+        """
+        name = self._environment_name(urn)
+        try:
+            environment = self.waiter.describe(name) if name else None
+        except BeanstalkCheckFailed as error:
+            raise UpFailed(
+                f"recovery will not delete {urn} from the state because its status could not "
+                f"be read: {error}"
+            ) from None
+        if name is None:
+            raise UpFailed(f"recovery found no environment name for {urn} in the state")
+        if environment is not None:
+            raise UpFailed(
+                f"recovery will not delete {urn} from the state: environment {name} is "
+                f"{environment.get('Status')} in Elastic Beanstalk, not terminated. Deploy again "
+                "once its operation has ended."
+            )
+
+    def _environment_name(self, urn: str) -> str | None:
+        for resource in self.export_state().get("resources") or []:
+            if resource.get("urn") == urn:
+                values = resource.get("outputs") or resource.get("inputs") or {}
+                return values.get("name")
+        return None
 
     def environment_urns(self) -> list[str]:
         resources = self.export_state().get("resources") or []

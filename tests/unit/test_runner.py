@@ -162,7 +162,14 @@ def fail(stderr: str, code: int = 1, stdout: str = "") -> dict[str, Any]:
 
 
 def export_with(*urns: str, pending: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    resources = [{"urn": urn, "type": urn.split("::")[2].split("$")[-1]} for urn in urns]
+    resources = [
+        {
+            "urn": urn,
+            "type": urn.split("::")[2].split("$")[-1],
+            "outputs": {"name": "webapp-dev"} if urn == ENV_URN else {},
+        }
+        for urn in urns
+    ]
     deployment: dict[str, Any] = {"resources": resources}
     if pending:
         deployment["pending_operations"] = pending
@@ -683,6 +690,23 @@ def test_recover_deletes_environment_still_in_state(fake: FakePulumi, aws: Any) 
         ["state", "delete", ENV_URN, "--force", "--yes", "--stack", "dev"]
     ]
     assert len(fake.argvs("up")) == 1
+
+
+def test_recover_keeps_an_environment_eb_still_runs(fake: FakePulumi, aws: Any) -> None:
+    """An environment that refresh kept and EB still lists must not be forgotten."""
+    eb = boto3.client("elasticbeanstalk", region_name="us-east-1")
+    eb.create_application(ApplicationName="webapp-dev")
+    eb.create_environment(
+        ApplicationName="webapp-dev", EnvironmentName="webapp-dev", SolutionStackName="python"
+    )
+
+    code, result, _ = run(fake, aws, PULUMI_ACTION="recover")
+
+    assert code == 1
+    assert result["error"]["name"] == "UpFailed"
+    assert "will not delete" in result["error"]["message"]
+    assert fake.argvs("state") == []
+    assert fake.argvs("up") == []
 
 
 def test_recover_protected_state_delete_fails(fake: FakePulumi, aws: Any) -> None:
