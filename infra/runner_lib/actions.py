@@ -37,6 +37,19 @@ NOT_READY = re.compile(
 logger = logging.getLogger("runner")
 
 
+# Resource types that `up` writes again in place after they are dropped from the state.
+RECREATED_BY_UP = frozenset({"aws:route53/record:Record"})
+_DEPENDENT_URN = re.compile(r"^\s*[-*]?\s*[\"']?(urn:pulumi:[^\s\"']+)", re.MULTILINE)
+
+
+def _dependents(output: str) -> list[str]:
+    """Return the URNs that `pulumi state delete` names as depending on the resource."""
+    marker = "depend on it"
+    if marker not in output:
+        return []
+    return _DEPENDENT_URN.findall(output.split(marker, 1)[1])
+
+
 class Runner:
     """One build: the checks every run makes, then the requested action."""
 
@@ -219,6 +232,23 @@ class Runner:
             deleted = self.run_operation(
                 "state", "delete", urn, "--force", "--yes", "--stack", self.stack
             )
+            dependents = _dependents(deleted.output) if not deleted.ok else []
+            if dependents and self._recreated_by_up(dependents):
+                logger.info(
+                    "%s has dependents the next up recreates (%s); deleting them too",
+                    urn,
+                    ", ".join(dependents),
+                )
+                deleted = self.run_operation(
+                    "state",
+                    "delete",
+                    urn,
+                    "--force",
+                    "--yes",
+                    "--target-dependents",
+                    "--stack",
+                    self.stack,
+                )
             if not deleted.ok:
                 raise UpFailed(
                     f"recovery could not remove {urn} from the state: {deleted.error_text()}"
@@ -295,6 +325,16 @@ class Runner:
         except json.JSONDecodeError as error:
             raise self.failure(f"`pulumi stack export` printed invalid JSON: {error}") from error
         return self._exported
+
+    def _recreated_by_up(self, dependents: list[str]) -> bool:
+        """Return whether forgetting these dependents is safe: `up` recreates them in place.
+
+        Route 53 records are declared with allow_overwrite, so `up` writes them again over
+        the live ones. Anything else, such as a CloudFront distribution, still exists in AWS,
+        and a second one would clash with it.
+        """
+        types = {urn.split("::")[2].split("$")[-1] for urn in dependents if urn.count("::") >= 3}
+        return bool(types) and types <= RECREATED_BY_UP
 
     def _check_safe_to_forget(self, urn: str) -> None:
         """Raise UpFailed unless EB confirms the environment is gone.

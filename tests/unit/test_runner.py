@@ -709,6 +709,50 @@ def test_recover_keeps_an_environment_eb_still_runs(fake: FakePulumi, aws: Any) 
     assert fake.argvs("up") == []
 
 
+RECORD_URN = "urn:pulumi:dev::webapp::webapp:domain$aws:route53/record:Record::www-alias"
+DISTRIBUTION_URN = (
+    "urn:pulumi:dev::webapp::webapp:domain$aws:cloudfront/distribution:Distribution::cdn"
+)
+
+
+def dependents_error(*urns: str) -> dict[str, Any]:
+    listing = "\n".join(f"  * {urn}" for urn in urns)
+    return fail(
+        f"error: {ENV_URN} can't be safely deleted because the following resources depend on "
+        f"it:\n{listing}\n\nDelete those resources first or pass --target-dependents."
+    )
+
+
+def test_recover_drops_dependents_that_up_recreates(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("state delete", dependents_error(RECORD_URN), ok("Resource deleted\n"))
+
+    code, _, _ = run(fake, aws, PULUMI_ACTION="recover")
+
+    assert code == 0
+    assert fake.argvs("state")[-1] == [
+        "state",
+        "delete",
+        ENV_URN,
+        "--force",
+        "--yes",
+        "--target-dependents",
+        "--stack",
+        "dev",
+    ]
+    assert len(fake.argvs("up")) == 1
+
+
+def test_recover_keeps_dependents_that_still_exist(fake: FakePulumi, aws: Any) -> None:
+    fake.respond("state delete", dependents_error(RECORD_URN, DISTRIBUTION_URN))
+
+    code, result, _ = run(fake, aws, PULUMI_ACTION="recover")
+
+    assert code == 1
+    assert result["error"]["name"] == "UpFailed"
+    assert len(fake.argvs("state")) == 1
+    assert fake.argvs("up") == []
+
+
 def test_recover_protected_state_delete_fails(fake: FakePulumi, aws: Any) -> None:
     fake.respond("refresh", fail("error: refreshing failed"))
     fake.respond(
