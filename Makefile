@@ -26,9 +26,10 @@ node_modules/.installed: package.json package-lock.json
 demo: setup
 	$(VENV)/bin/control-plane demo
 
-## The whole test suite: unit, functional, infra and workflow scenarios.
+## The whole test suite: unit, functional, infra and workflow scenarios. Each test file runs
+## in one worker process, because a sandbox (moto's state) is one per process.
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 ## Synthesize the CloudFormation template with the CDK CLI (offline).
 synth: setup node_modules/.installed
