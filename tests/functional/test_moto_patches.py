@@ -43,8 +43,10 @@ def test_wait_state_costs_virtual_time(sandbox: Sandbox) -> None:
     before = sandbox.clock.now()
     definition = {
         "StartAt": "Pause",
-        "States": {"Pause": {"Type": "Wait", "Seconds": 300, "Next": "Done"},
-                   "Done": {"Type": "Succeed"}},
+        "States": {
+            "Pause": {"Type": "Wait", "Seconds": 300, "Next": "Done"},
+            "Done": {"Type": "Succeed"},
+        },
     }
 
     result, wall = run_definition(sandbox, "wait-test", definition)
@@ -63,8 +65,14 @@ def test_retry_interval_costs_virtual_time(sandbox: Sandbox) -> None:
                 "Type": "Task",
                 "Resource": "arn:aws:states:::codebuild:startBuild.sync",
                 "Parameters": {"ProjectName": "no-such-project"},
-                "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 10,
-                           "MaxAttempts": 3, "BackoffRate": 2}],
+                "Retry": [
+                    {
+                        "ErrorEquals": ["States.ALL"],
+                        "IntervalSeconds": 10,
+                        "MaxAttempts": 3,
+                        "BackoffRate": 2,
+                    }
+                ],
                 "End": True,
             }
         },

@@ -17,9 +17,7 @@ import json
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import boto3
 import pytest
 import requests
 import yaml
+from engine_driver import EngineDriver, Result
 from moto.core.responses import ActionResult
 from moto.elasticbeanstalk.models import eb_backends
 from moto.elasticbeanstalk.responses import EBResponse
@@ -38,7 +37,6 @@ from control_plane.sandbox.pulumi_engine.crypto import crypter_from_salt_state, 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "pw-7f3a9c-do-not-leak"
-PASSPHRASE = "sandbox-passphrase"
 ACCOUNT = "123456789012"
 ENV_URN = (
     "urn:pulumi:dev::webapp::webapp:beanstalk:BeanstalkEnvironment"
@@ -151,67 +149,24 @@ def endpoint() -> Iterator[str]:
 
 
 @functools.cache
-def _shared_salt() -> str:
-    return new_salt_state(PASSPHRASE)
-
-
-@functools.cache
 def _test_client(endpoint: str, service: str) -> Any:
     return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1")
 
 
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-
-class Engine:
-    """A copy of infra/ plus the environment the sandbox gives the engine."""
+class Engine(EngineDriver):
+    """The engine against moto's server, on a copy of infra/ without the runner."""
 
     def __init__(self, endpoint: str, tmp_path: Path) -> None:
-        self.endpoint = endpoint
-        self.project_dir = tmp_path / "infra"
-        shutil.copytree(
-            REPO_ROOT / "infra",
-            self.project_dir,
+        super().__init__(
+            endpoint,
+            functools.partial(_test_client, endpoint),
+            tmp_path,
             ignore=shutil.ignore_patterns("__pycache__", "runner*", "*.sh", "buildspec.yml"),
         )
-        # One salt for every test: deriving a key costs 1,000,000 PBKDF2 rounds, and the
-        # engine caches derived keys per process.
-        self.set_config_file("encryptionsalt", _shared_salt())
-        self.bucket = f"state-{uuid.uuid4().hex[:8]}"
-        self.environ = {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "PULUMI_BACKEND_URL": f"s3://{self.bucket}",
-            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-            "PULUMI_HOME": str(tmp_path / "pulumi-home"),
-        }
-        self.s3 = self.client("s3")
-        self.eb = self.client("elasticbeanstalk")
-        self.s3.create_bucket(Bucket=self.bucket)
+        self.endpoint = endpoint
 
     def client(self, service: str) -> Any:
         return _test_client(self.endpoint, service)
-
-    def run(self, *args: str, stdin: str = "", **environ: str) -> Result:
-        stdout, stderr = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            code = main(
-                [*args, "--cwd", str(self.project_dir)],
-                {**self.environ, **environ},
-                io.StringIO(stdin),
-            )
-        return Result(code, stdout.getvalue(), stderr.getvalue())
-
-    def ok(self, *args: str, stdin: str = "") -> Result:
-        result = self.run(*args, stdin=stdin)
-        assert result.code == 0, f"pulumi {' '.join(args)}: {result.stdout}\n{result.stderr}"
-        return result
 
     def deploy(self) -> Result:
         self.ok("stack", "select", "--create", "dev")
@@ -221,31 +176,6 @@ class Engine:
     def object_keys(self) -> list[str]:
         response = self.s3.list_objects_v2(Bucket=self.bucket)
         return sorted(item["Key"] for item in response.get("Contents", []))
-
-    def read(self, key: str) -> bytes:
-        return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-
-    def checkpoint(self) -> dict[str, Any]:
-        return json.loads(self.read(".pulumi/stacks/webapp/dev.json"))
-
-    def write_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        body = json.dumps(checkpoint).encode()
-        self.s3.put_object(Bucket=self.bucket, Key=".pulumi/stacks/webapp/dev.json", Body=body)
-
-    def resources(self) -> dict[str, dict[str, Any]]:
-        return {r["urn"]: r for r in self.checkpoint()["checkpoint"]["latest"]["resources"]}
-
-    def set_config_file(self, key: str, value: str) -> None:
-        path = self.project_dir / "Pulumi.dev.yaml"
-        data = yaml.safe_load(path.read_text())
-        data[key] = value
-        path.write_text(yaml.safe_dump(data))
-
-    def set_config(self, key: str, value: str) -> None:
-        path = self.project_dir / "Pulumi.dev.yaml"
-        data = yaml.safe_load(path.read_text())
-        data["config"][key] = value
-        path.write_text(yaml.safe_dump(data))
 
 
 @pytest.fixture

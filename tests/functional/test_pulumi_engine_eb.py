@@ -8,27 +8,16 @@ EB answers with an environment update, and importing pending creates.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import io
-import json
 import shutil
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from aws_harness import LAUNCH_SECONDS, UPDATE_SECONDS, AwsHarness
+from engine_driver import EngineDriver, Result
 
-from control_plane.sandbox.pulumi_engine.cli import main
-from control_plane.sandbox.pulumi_engine.crypto import new_salt_state
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "pw-3c1e77-never-printed"
-PASSPHRASE = "sandbox-passphrase"
 ENVIRONMENT = "webapp-dev"
 ENV_URN = (
     "urn:pulumi:dev::webapp::webapp:beanstalk:BeanstalkEnvironment"
@@ -39,60 +28,17 @@ DIGEST_KEYS = {"config", "steps", "diagnostics", "duration", "changeSummary", "m
 NOT_READY = "Environment named webapp-dev is in an invalid state for this operation. Must be Ready."
 
 
-@functools.cache
-def _shared_salt() -> str:
-    # Deriving a key costs 1,000,000 PBKDF2 rounds; the engine caches keys per process.
-    return new_salt_state(PASSPHRASE)
-
-
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    def digest(self) -> dict[str, Any]:
-        return json.loads(self.stdout)
-
-
-class Engine:
-    """A copy of infra/ and the environment that sends the engine to the harness."""
+class Engine(EngineDriver):
+    """The engine against the AWS harness (moto plus the EB simulator)."""
 
     def __init__(self, harness: AwsHarness, tmp_path: Path) -> None:
-        self.harness = harness
-        self.project_dir = tmp_path / "infra"
-        shutil.copytree(
-            REPO_ROOT / "infra", self.project_dir, ignore=shutil.ignore_patterns("__pycache__")
+        super().__init__(
+            harness.endpoint,
+            harness.client,
+            tmp_path,
+            ignore=shutil.ignore_patterns("__pycache__"),
         )
-        self.set_stack_file("encryptionsalt", _shared_salt())
-        self.bucket = f"state-{uuid.uuid4().hex[:8]}"
-        self.environ = {
-            "AWS_ENDPOINT_URL": harness.endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "PULUMI_BACKEND_URL": f"s3://{self.bucket}",
-            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-            "PULUMI_HOME": str(tmp_path / "pulumi-home"),
-        }
-        self.s3 = harness.client("s3")
-        self.eb = harness.client("elasticbeanstalk")
-        self.s3.create_bucket(Bucket=self.bucket)
-
-    def run(self, *args: str, stdin: str = "", **environ: str) -> Result:
-        stdout, stderr = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            code = main(
-                [*args, "--cwd", str(self.project_dir)],
-                {**self.environ, **environ},
-                io.StringIO(stdin),
-            )
-        return Result(code, stdout.getvalue(), stderr.getvalue())
-
-    def ok(self, *args: str, **environ: str) -> Result:
-        result = self.run(*args, **environ)
-        assert result.code == 0, f"pulumi {' '.join(args)}: {result.stdout}\n{result.stderr}"
-        return result
+        self.harness = harness
 
     def deploy(self) -> None:
         """Create the stack, run `up` and let the environment launch."""
@@ -105,32 +51,6 @@ class Engine:
         return self.run(
             "preview", "--refresh", "--diff", "--expect-no-changes", "--json", **environ
         )
-
-    def checkpoint(self) -> dict[str, Any]:
-        body = self.s3.get_object(Bucket=self.bucket, Key=".pulumi/stacks/webapp/dev.json")
-        return json.loads(body["Body"].read())
-
-    def write_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.s3.put_object(
-            Bucket=self.bucket,
-            Key=".pulumi/stacks/webapp/dev.json",
-            Body=json.dumps(checkpoint).encode(),
-        )
-
-    def resources(self) -> dict[str, dict[str, Any]]:
-        return {r["urn"]: r for r in self.checkpoint()["checkpoint"]["latest"]["resources"]}
-
-    def set_stack_file(self, key: str, value: Any) -> None:
-        path = self.project_dir / "Pulumi.dev.yaml"
-        data = yaml.safe_load(path.read_text())
-        data[key] = value
-        path.write_text(yaml.safe_dump(data))
-
-    def set_config(self, key: str, value: Any) -> None:
-        path = self.project_dir / "Pulumi.dev.yaml"
-        data = yaml.safe_load(path.read_text())
-        data["config"][key] = value
-        path.write_text(yaml.safe_dump(data))
 
     def describe(self) -> dict[str, Any]:
         environments = self.eb.describe_environments(EnvironmentNames=[ENVIRONMENT])
