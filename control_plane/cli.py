@@ -95,7 +95,7 @@ class DeploymentInterrupted(Exception):
 
 @dataclass
 class Target:
-    """Where the control plane runs: its clients and resource names."""
+    """The control plane a command acts on: its AWS clients and resource names."""
 
     sfn: Any
     s3: Any
@@ -740,7 +740,7 @@ def _sandbox_environments(state: dict[str, Any]) -> list[dict[str, Any]]:
 def sandbox_status(output: str) -> None:
     """Show whether the sandbox runs, where, and its Elastic Beanstalk environments.
 
-    Exits 3 when no sandbox runs or it does not answer.
+    Exits 3 when no sandbox runs or it does not respond.
     """
     state = daemon.read_state(daemon.default_state_dir())
     if state is None:
@@ -751,7 +751,7 @@ def sandbox_status(output: str) -> None:
         environments = _sandbox_environments(state)
     except (OSError, ValueError, BotoCoreError, ClientError) as error:
         raise SandboxNotAnswering(
-            f"sandbox (pid {state['pid']}) is not answering on {state['endpoint']} ({error}); "
+            f"sandbox (pid {state['pid']}) is not responding on {state['endpoint']} ({error}); "
             "stop it with `control-plane sandbox stop`"
         ) from None
     if output == "json":

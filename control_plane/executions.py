@@ -59,7 +59,7 @@ def start_deployment(
 
 @dataclass
 class ExecutionReport:
-    """What an execution did: final status, the states it passed through and how it ended."""
+    """An execution's outcome: final status, the states it passed through and how it ended."""
 
     arn: str
     status: str

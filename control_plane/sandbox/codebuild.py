@@ -1,7 +1,7 @@
 """CodeBuild stand-in: runs the build phase of infra/buildspec.yml with the local Pulumi engine.
 
 moto's CodeBuild reports every build as succeeded without running anything, so the sandbox
-answers StartBuild and BatchGetBuilds itself. A build copies the source (infra/) into a fresh
+serves StartBuild and BatchGetBuilds itself. A build copies the source (infra/) into a fresh
 folder, as CodeBuild downloads its source, resolves PARAMETER_STORE variables from the sandbox's
 SSM, puts the local engine's `pulumi` first on PATH in place of the install phase (the real CLI
 cannot be downloaded offline) and runs the build phase commands with bash, failing on any failed

@@ -1,6 +1,6 @@
 """Runs the task Lambdas in-process, as the Lambda service would run them.
 
-moto without Docker only echoes Lambda payloads, so the sandbox answers Invoke itself: it imports
+moto without Docker only echoes Lambda payloads, so the sandbox handles Invoke itself: it imports
 the handler named in the synthesized template and calls it with the event and a context object.
 An exception becomes a function error whose payload has the exception's class name as
 `errorType`, which Step Functions reports as the error name, exactly as on AWS.

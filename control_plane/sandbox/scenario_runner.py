@@ -7,7 +7,6 @@ import os
 import shutil
 import tempfile
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,18 +279,20 @@ class ScenarioRun:
         problems: list[str] = []
         if report is None:
             return CheckResult(False, f"FAIL step {expectation.step}: no deployment ran in it")
-        observed: dict[str, Callable[[], Any]] = {
-            "status": lambda: report.status,
-            "outcome": lambda: result.outcome,
-            "plan": lambda: result.plan,
-            "serving_version": lambda: result.serving_version,
-            "codebuild_builds": lambda: result.builds_started,
-            "recoveries": lambda: result.recoveries,
+
+        observed: dict[str, Any] = {
+            "status": report.status,
+            "outcome": result.outcome,
+            "plan": result.plan,
+            "serving_version": result.serving_version,
+            "codebuild_builds": result.builds_started,
+            "recoveries": result.recoveries,
         }
-        for key, value_of in observed.items():
-            wanted = getattr(expectation, key)
-            if wanted is not None and value_of() != wanted:
-                problems.append(f"{key}: expected {wanted!r}, got {value_of()!r}")
+        for key, value in observed.items():
+            expected = getattr(expectation, key)
+            if expected is not None and value != expected:
+                problems.append(f"{key}: expected {expected!r}, got {value!r}")
+
         if expectation.path is not None and report.path != expectation.path:
             problems.append(f"path: expected {expectation.path}, got {report.path}")
         missing = [state for state in expectation.path_includes if state not in report.path]
@@ -300,6 +301,7 @@ class ScenarioRun:
         present = [state for state in expectation.path_excludes if state in report.path]
         if present:
             problems.append(f"path_excludes: {present} in path {report.path}")
+
         if (
             expectation.max_transitions is not None
             and report.transitions > expectation.max_transitions
@@ -311,6 +313,7 @@ class ScenarioRun:
         absent = [word for word in expectation.cause_includes if word not in cause]
         if absent:
             problems.append(f"cause_includes: {absent} not in cause {cause[:300]!r}")
+
         summary = f"step {expectation.step} ({report.status}, {len(report.path)} states)"
         if problems:
             if report.status != "SUCCEEDED":

@@ -2,7 +2,7 @@
 
 Synthesis is cached by a hash of every source it reads, so a fresh sandbox reuses the template
 when nothing changed. Token resolution covers the intrinsic functions the control plane's
-template uses (Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select, Fn::Split); anything else is
+template uses: Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select and Fn::Split. Anything else is
 rejected by name rather than guessed.
 """
 
@@ -34,7 +34,12 @@ def source_hash(root: Path = REPO_ROOT) -> str:
     digest = hashlib.sha256()
     for entry in SYNTH_INPUTS:
         path = root / entry
-        files = [path] if path.is_file() else sorted(path.rglob("*")) if path.exists() else []
+        if path.is_file():
+            files = [path]
+        elif path.exists():
+            files = sorted(path.rglob("*"))
+        else:
+            files = []
         for file in files:
             if not file.is_file() or SYNTH_SKIP_DIRS.intersection(file.relative_to(root).parts):
                 continue

@@ -62,7 +62,7 @@ class Backend:
 
 @dataclass
 class StackState:
-    """What the checkpoint says about a stack."""
+    """A stack's outputs and state size, as its checkpoint records them."""
 
     exists: bool
     outputs: dict[str, Any] = field(default_factory=dict)

@@ -251,7 +251,7 @@ def test_status_of_silent_sandbox_exits_3(
     result = runner.invoke(main, ["sandbox", "status"])
 
     assert result.exit_code == 3
-    assert f"sandbox (pid {silent_sandbox['pid']}) is not answering" in result.output
+    assert f"sandbox (pid {silent_sandbox['pid']}) is not responding" in result.output
     assert str(silent_sandbox["endpoint"]) in result.output
     assert "control-plane sandbox stop" in result.output
 

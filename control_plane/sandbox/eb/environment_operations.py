@@ -130,7 +130,7 @@ def update_environment(context: OperationContext, request: dict[str, Any]) -> di
     if environment.status != "Ready":
         raise environment_not_ready(environment.name)
     if state.updates_to_refuse > 0:
-        # Fault: EB answers as if another operation had just started on the environment.
+        # Fault: EB rejects the update as if another operation had just started on it.
         state.updates_to_refuse -= 1
         raise environment_not_ready(environment.name)
     _reject_templates(request)

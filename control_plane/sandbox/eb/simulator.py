@@ -186,7 +186,7 @@ class ElasticBeanstalkSimulator:
             self._state.updates_to_refuse += times
 
     def set_health_status(self, version_label: str, status: int) -> None:
-        """Fault: the app of ``version_label`` answers its health path with HTTP ``status``."""
+        """Fault: the app of ``version_label`` returns HTTP ``status`` on its health path."""
         with self._lock:
             self._state.health_statuses[version_label] = status
 

@@ -140,7 +140,7 @@ class SimulatorState:
         self.outbox: list[Event] = []
         self._counters: dict[str, int] = {}
         # Faults armed by scenarios: version labels whose update EB aborts, and the HTTP status
-        # the app of a version answers on its health path.
+        # the app of a version returns on its health path.
         self.aborted_versions: set[str] = set()
         self.health_statuses: dict[str, int] = {}
         self.updates_to_refuse = 0

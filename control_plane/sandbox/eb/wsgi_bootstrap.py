@@ -11,7 +11,7 @@ from wsgiref.simple_server import make_server
 
 
 def with_forced_health_status(app, status, path):
-    """Wrap the app so its health path answers ``status``: the sandbox's failing-health fault."""
+    """Wrap the app so its health path returns ``status`` (the sandbox's failing-health fault)."""
 
     def wrapped(environ, start_response):
         if environ.get("PATH_INFO") != path:
