@@ -10,9 +10,9 @@ fingerprint is the one of the last good run and that run is recent enough.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
+from .common import clock
 from .common.beanstalk import TRANSITIONAL_STATUSES, find_environment, summarize
 from .common.models import TaskEvent
 from .common.observability import logger, task_handler
@@ -70,7 +70,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     plan, reason = choose_plan(state.outputs, environment)
     if plan == "check-drift":
         last_run = read_infrastructure_record(target.environment)
-        plan, reason = apply_policy(settings, fingerprint, last_run, time.time())
+        plan, reason = apply_policy(settings, fingerprint, last_run, clock.now())
 
     logger.info(
         "plan chosen",

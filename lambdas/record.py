@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
+from .common import clock
 from .common.aws import client
 from .common.errors import FAILURE_NAMES, UNEXPECTED_FAILURE
 from .common.observability import logger, task_handler
@@ -53,7 +53,7 @@ def build_record(state: dict[str, Any], execution_arn: str, execution_name: str)
         "plan": inspection.get("plan"),
         "outcome": outcome_of(failure),
         "executionArn": execution_arn,
-        "finishedAt": int(time.time()),
+        "finishedAt": int(clock.now()),
     }
     if failure:
         record["errorName"] = failure.get("Error")

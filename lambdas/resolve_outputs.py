@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from .common import clock
 from .common.errors import OutputsNotAvailable
 from .common.models import StackOutputs, TaskEvent
 from .common.observability import logger, task_handler
@@ -36,5 +36,5 @@ def record_clean_run(task: TaskEvent) -> None:
     fingerprint = (task.inspection or {}).get("fingerprint")
     if (task.build or {}).get("status") != "SUCCEEDED" or not fingerprint:
         return
-    write_infrastructure_record(task.request.environment, fingerprint, int(time.time()))
+    write_infrastructure_record(task.request.environment, fingerprint, int(clock.now()))
     logger.info("clean Pulumi run recorded", extra={"fingerprint": fingerprint})

@@ -84,3 +84,15 @@ class VirtualClock:
                 self._lock.wait(timeout=0.5)
             self._sleepers.remove(entry)
             heapq.heapify(self._sleepers)
+
+    def let_pass(self, seconds: float) -> None:
+        """Let `seconds` of virtual time pass while running executions keep their order.
+
+        Unlike `advance`, the caller joins as an actor, so every sleeper due before the end
+        wakes at its own time rather than all at once at the end.
+        """
+        self.add_actor()
+        try:
+            self.sleep(seconds)
+        finally:
+            self.remove_actor()

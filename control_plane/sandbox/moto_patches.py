@@ -53,6 +53,37 @@ def _patch_wait_state() -> None:
     wait_function.WaitFunction._wait_interval = wait_interval
 
 
+def _patch_history_timestamps() -> None:
+    """Stamp execution history events with virtual time, so phase timings follow the clock."""
+    from moto.stepfunctions.parser.asl.eval.event import event_manager
+
+    event_manager.EventManager._get_current_timestamp = staticmethod(
+        lambda: _clock().now_datetime()
+    )
+
+
+def _patch_execution_dates() -> None:
+    """Date executions' start and stop on the virtual clock, as their history events are."""
+    from moto.stepfunctions.parser.backend import execution as execution_module
+
+    execution_class = execution_module.Execution
+    original_start = execution_class.start
+
+    def start(self: Any) -> None:
+        self.start_date = _clock().now_datetime()
+        original_start(self)
+
+    execution_class.start = start
+    communication = execution_module.BaseExecutionWorkerCommunication
+    original_reflect = communication._reflect_execution_status
+
+    def reflect_execution_status(self: Any) -> None:
+        original_reflect(self)
+        self.execution.stop_date = _clock().now_datetime()
+
+    communication._reflect_execution_status = reflect_execution_status
+
+
 def _loopback_boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
     from moto.settings import moto_server_port
 
@@ -285,6 +316,8 @@ def install_patches(clock: VirtualClock) -> None:
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     _patch_retry_sleep()
     _patch_wait_state()
+    _patch_history_timestamps()
+    _patch_execution_dates()
     _patch_inner_endpoint()
     _patch_codebuild_sync()
     _patch_execution_actors()

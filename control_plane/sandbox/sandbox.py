@@ -21,6 +21,8 @@ import boto3
 from botocore.config import Config
 from werkzeug.serving import make_server
 
+from lambdas.common import clock as task_clock
+
 from .clock import VirtualClock
 from .codebuild import CodeBuildSimulator
 from .faults import FaultState
@@ -103,6 +105,7 @@ class Sandbox:
         template = synthesize(self.options.cache_dir)
         self.resources = load_resources(template, self.options.region, ACCOUNT_ID)
         install_patches(self.clock)
+        task_clock.install(self.clock.now)
         for noisy in ("werkzeug", "moto.stepfunctions.parser"):
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
         self._start_server()
@@ -124,6 +127,7 @@ class Sandbox:
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=10)
+        task_clock.install(None)
         logging.getLogger("control-plane").removeHandler(self.log_capture)
         for handler, stream in self._redirected:
             handler.setStream(stream)

@@ -16,8 +16,8 @@ from lambdas.common.errors import FAILURE_NAMES, UNEXPECTED_FAILURE
 from lambdas.common.settings import format_validation_error
 from lambdas.common.strict_yaml import load_yaml
 
-SUPPORTED_STEPS = ("deploy", "wait_all", "terminate_environment", "stack_config")
-PLANNED_STEPS = ("advance", "maintenance", "eb_event")
+SUPPORTED_STEPS = ("deploy", "wait_all", "advance", "terminate_environment", "stack_config")
+PLANNED_STEPS = ("maintenance", "eb_event")
 SUPPORTED_FAULTS = (
     "outputs_unavailable",
     "environment_stuck",
@@ -69,6 +69,10 @@ class DeployStep(_Strict):
     wait: bool = True
     # Raw execution input for invalid-request scenarios; replaces the generated request.
     raw_input: dict[str, Any] | None = None
+
+
+class AdvanceStep(_Strict):
+    seconds: float = Field(gt=0, le=7 * 24 * 3600)
 
 
 class OutputsUnavailable(_Strict):
@@ -187,6 +191,11 @@ def parse_step(item: Any, index: int) -> Step:
             DeployStep.model_validate(arguments)
         except ValidationError as error:
             raise ScenarioError(f"{where}.deploy: {format_validation_error(error)}") from None
+    elif kind == "advance":
+        try:
+            AdvanceStep.model_validate(arguments)
+        except ValidationError as error:
+            raise ScenarioError(f"{where}.advance: {format_validation_error(error)}") from None
     elif kind == "stack_config":
         if not arguments:
             raise ScenarioError(f"{where}.stack_config: name at least one config key to set")

@@ -22,6 +22,7 @@ from ..executions import (
     wait_for_execution,
 )
 from .scenario import (
+    AdvanceStep,
     DeployStep,
     Expectation,
     LoadedScenario,
@@ -123,6 +124,8 @@ class ScenarioRun:
             self._deploy(DeployStep.model_validate(arguments), result)
         elif kind == "wait_all":
             self._finish_pending()
+        elif kind == "advance":
+            self.sandbox.clock.let_pass(AdvanceStep.model_validate(arguments).seconds)
         elif kind == "terminate_environment":
             self._terminate()
         elif kind == "stack_config":

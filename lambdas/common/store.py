@@ -8,9 +8,9 @@ and every request has exactly one.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
+from . import clock
 from .aws import client, error_code
 from .errors import EnvironmentLocked
 
@@ -32,7 +32,7 @@ def acquire_lock(environment: str, request_id: str, execution_arn: str) -> dict[
     The fencing token grows by one on every acquisition, so a task holding a stale token can be
     distinguished from the current holder.
     """
-    now = int(time.time())
+    now = int(clock.now())
     dynamodb = client("dynamodb")
     try:
         response = dynamodb.update_item(

@@ -44,8 +44,8 @@ VALID_HEAD = "name: x\nenvironment: dev\n"
     [
         ("steps:\n  - deploy: {version: v1}\n", "expect: Field required"),
         (
-            "steps:\n  - advance: {seconds: 5}\nexpect:\n  - {step: 1}\n",
-            "step 'advance' is not supported",
+            "steps:\n  - advance: {seconds: -5}\nexpect:\n  - {step: 1}\n",
+            "advance: seconds: Input should be greater than 0",
         ),
         ("steps:\n  - jump: {}\nexpect:\n  - {step: 1}\n", "unknown step 'jump'"),
         (
