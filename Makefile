@@ -27,9 +27,10 @@ demo: setup
 	$(VENV)/bin/control-plane demo
 
 ## The whole test suite: unit, functional, infra and workflow scenarios. Each test file runs
-## in one worker process, because a sandbox (moto's state) is one per process.
+## in one worker process, because a sandbox (moto's state) is one per process; the scenario
+## tests start a fresh sandbox each, so they spread over every worker.
 test: setup
-	$(PY) -m pytest -q -n auto --dist loadfile
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 ## Synthesize the CloudFormation template with the CDK CLI (offline).
 synth: setup node_modules/.installed

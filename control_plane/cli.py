@@ -30,12 +30,12 @@ from lambdas.common.store import from_item
 from .bundle import BundleError, build_bundle, checksum
 from .executions import (
     ExecutionReport,
-    execution_arn,
-    execution_name,
-    start_deployment,
+    RequestConflict,
+    start_or_attach,
     upload_bundle,
     wait_for_execution,
 )
+from .recovery_cli import add_recovery_commands
 from .sandbox import daemon
 from .sandbox.template import REPO_ROOT
 
@@ -61,6 +61,8 @@ EXIT_CODES = {
     "RollbackFailed": 23,
     "EnvironmentLocked": 24,
     "EnvironmentBusy": 25,
+    "LeaseLost": 26,
+    "WaitTimedOut": 27,
     UNEXPECTED_FAILURE: 30,
 }
 # 128 + SIGINT, as shells report a command ended by Ctrl-C.
@@ -259,38 +261,18 @@ def _check_app(url: str, health_path: str = "/health") -> str | None:
 def _start_or_find_execution(
     target: Target, request: dict[str, Any], output: str
 ) -> tuple[str, bool]:
-    """Start the request's execution and return its ARN and whether the request ran before.
-
-    A request id whose execution already ended (or ran with another input) makes
-    StartExecution fail with ExecutionAlreadyExists. That execution is then looked up by its
-    name, so a retried request reports the outcome it already had.
-    """
-    name = execution_name(request["environment"], request["requestId"])
+    """Start the request's execution and return its ARN and whether the request ran before."""
     try:
-        return start_deployment(target.sfn, target.state_machine_arn, request, name=name), False
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
-            raise
-    arn = execution_arn(target.state_machine_arn, name)
-    description = target.sfn.describe_execution(executionArn=arn)
-    try:
-        previous = json.loads(description.get("input") or "{}")
-    except ValueError:
-        previous = {}
-    if not isinstance(previous, dict):
-        previous = {}
+        arn, previous = start_or_attach(target.sfn, target.state_machine_arn, request)
+    except RequestConflict as error:
+        raise click.BadParameter(str(error), param_hint="'--request-id'") from None
+    if previous is None:
+        return arn, False
     request_id = request["requestId"]
-    if previous.get("version") != request["version"]:
-        raise click.BadParameter(
-            f"request {request_id} already ran for version {previous.get('version')!r} "
-            f"(execution {arn}); pass a new --request-id to deploy {request['version']}",
-            param_hint="'--request-id'",
-        )
+    status = target.sfn.describe_execution(executionArn=arn)["status"]
     if output == "text":
-        click.echo(
-            f"request {request_id} already ran as execution {arn} "
-            f"({description['status']}); reporting its recorded outcome"
-        )
+        verb = "attaching to it" if status == "RUNNING" else "reporting its recorded outcome"
+        click.echo(f"request {request_id} already started execution {arn} ({status}); {verb}")
     if previous.get("bundle") != request["bundle"]:
         click.echo(
             f"note: that execution deployed {previous.get('bundle')}, not this bundle "
@@ -372,7 +354,15 @@ def _follow_execution(
         if output == "text":
             click.echo(f"  [{step['count']:>2}] {state}")
 
-    report = wait_for_execution(target.sfn, arn, on_state=show)
+    # Against AWS, poll every 2 s: the history API is rate limited per account. The execution
+    # bounds the wait itself (every wait in it has a deadline), so the CLI sets none.
+    report = wait_for_execution(
+        target.sfn,
+        arn,
+        on_state=show,
+        poll_seconds=0.1 if target.sandbox_endpoint else 2.0,
+        timeout_seconds=None,
+    )
     environment = request["environment"]
     record = _ledger_record(target, environment, request["requestId"])
     outcome = record.get("outcome") or (
@@ -631,7 +621,7 @@ def _lock_view(item: dict[str, Any] | None) -> dict[str, Any] | None:
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def lock_show(environment: str, sandbox: bool, region: str | None, output: str) -> None:
     """Show who holds ENVIRONMENT's lock and for how long."""
-    from lambdas.common.store import read_lock
+    from lambdas.common.lease import read_lock
 
     target = _target(sandbox, region)
     view = _lock_view(read_lock(environment, target.table_name, target.dynamodb))
@@ -655,7 +645,7 @@ def lock_release(environment: str, sandbox: bool, region: str | None) -> None:
     Refuses while the holding execution still runs, because releasing then would let two
     deployments act on the environment at once.
     """
-    from lambdas.common.store import force_release_lock, read_lock
+    from lambdas.common.lease import force_release_lock, read_lock
 
     target = _target(sandbox, region)
     view = _lock_view(read_lock(environment, target.table_name, target.dynamodb))
@@ -695,10 +685,17 @@ def history(environment: str, limit: int, sandbox: bool, region: str | None, out
         click.echo(f"{environment}: no deployments recorded")
     for record in records:
         finished = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record.get("finishedAt", 0)))
+        duration = record.get("durationSeconds")
+        took = f"  took={duration:.0f}s" if isinstance(duration, int | float) else ""
         click.echo(
             f"{finished}  {record.get('requestId')}  {record.get('version')}  "
             f"{record.get('outcome')}  plan={record.get('plan')}  trigger={record.get('trigger')}"
+            f"{took}"
         )
+        phases = record.get("phases") or {}
+        slowest = sorted(phases.items(), key=lambda item: -item[1])[:3]
+        if slowest:
+            click.echo("    slowest: " + ", ".join(f"{name} {sec:.0f}s" for name, sec in slowest))
         if record.get("cause"):
             click.echo(f"    {record['cause'][:200]}")
 
@@ -832,6 +829,9 @@ def sandbox_run(files: tuple[Path, ...]) -> None:
             click.echo(f"  {check.line}")
         failed += 0 if result.passed else 1
     sys.exit(1 if failed else 0)
+
+
+add_recovery_commands(main, _target, _target_options, CliError)
 
 
 if __name__ == "__main__":

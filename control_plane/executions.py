@@ -57,6 +57,46 @@ def start_deployment(
     return response["executionArn"]
 
 
+class RequestConflict(ValueError):
+    """The request id already ran with another version; a new request id is needed."""
+
+
+def start_or_attach(
+    sfn: Any, state_machine_arn: str, request: dict[str, Any], *, name: str | None = None
+) -> tuple[str, dict[str, Any] | None]:
+    """Start the request's execution, or find the one this request id already started.
+
+    Returns the execution ARN and, when the request ran before, that execution's input.
+    While it runs with the same input Step Functions itself returns its ARN; once it has ended,
+    or when the input differs, StartExecution fails with ExecutionAlreadyExists and the
+    execution is looked up by name, so a retried request reports the outcome it already had.
+    Raises RequestConflict when that execution deployed another version.
+    """
+    from botocore.exceptions import ClientError
+
+    name = name or execution_name(str(request.get("environment")), str(request.get("requestId")))
+    try:
+        return start_deployment(sfn, state_machine_arn, request, name=name), None
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+            raise
+    arn = execution_arn(state_machine_arn, name)
+    description = sfn.describe_execution(executionArn=arn)
+    try:
+        previous = json.loads(description.get("input") or "{}")
+    except ValueError:
+        previous = {}
+    if not isinstance(previous, dict):
+        previous = {}
+    if previous.get("version") != request.get("version"):
+        raise RequestConflict(
+            f"request {request.get('requestId')} already ran for version "
+            f"{previous.get('version')!r} (execution {arn}); pass a new request id to deploy "
+            f"{request.get('version')}"
+        )
+    return arn, previous
+
+
 @dataclass
 class ExecutionReport:
     """An execution's outcome: final status, the states it passed through and how it ended."""
@@ -132,10 +172,13 @@ def wait_for_execution(
     *,
     on_state: Callable[[str], None] | None = None,
     poll_seconds: float = 0.1,
-    timeout_seconds: float = 600,
+    timeout_seconds: float | None = 600,
 ) -> ExecutionReport:
-    """Poll until the execution ends; call `on_state` with each newly entered state."""
-    deadline = time.monotonic() + timeout_seconds
+    """Poll until the execution ends; call `on_state` with each newly entered state.
+
+    `timeout_seconds=None` waits as long as the execution runs (Step Functions ends it).
+    """
+    deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
     seen = 0
     while True:
         status = sfn.describe_execution(executionArn=arn)["status"]
@@ -151,6 +194,6 @@ def wait_for_execution(
             seen = len(names)
         if status in TERMINAL_STATUSES:
             return build_report(sfn, arn)
-        if time.monotonic() > deadline:
+        if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"execution {arn} still {status} after {timeout_seconds} s")
         time.sleep(poll_seconds)

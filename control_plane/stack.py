@@ -10,6 +10,8 @@ from pathlib import Path
 from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -19,13 +21,19 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from lambdas.common import recovery
 from lambdas.common.settings import Settings
 
+from .github_oidc import GitHubDeployRole
 from .workflow import DeploymentWorkflow, TaskFunctions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Task module name -> Lambda handler module under lambdas/.
 TASK_MODULES = {field: field for field in TaskFunctions.__dataclass_fields__}
+# Each task makes a few AWS calls and at most a few HTTP checks, and the SDK's retries of a
+# throttled call wait at most 15 s (lambdas/common/aws.py). A task still running after this is
+# stuck: Lambda stops it with Sandbox.Timedout, and Step Functions retries it once.
+TASK_TIMEOUT_SECONDS = 60
 # AWS's public Powertools layer, which also carries pydantic v2: the Python 3.11 x86_64 build.
 POWERTOOLS_LAYER = (
     "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:7"
@@ -94,11 +102,16 @@ class ControlPlaneStack(Stack):
                 point_in_time_recovery_enabled=True
             ),
             removal_policy=RemovalPolicy.RETAIN,
+            # Only items with this attribute expire: recovery's idempotency records and counters.
+            time_to_live_attribute=recovery.TTL_ATTRIBUTE,
         )
         self.bundle_bucket = self._private_bucket("BundleBucket")
         self.state_bucket = self._private_bucket("PulumiStateBucket")
         self.topic = sns.Topic(self, "DeploymentEvents", enforce_ssl=True)
 
+        # A fixed name lets the task roles refer to this state machine's executions without a
+        # dependency cycle (the state machine refers to the tasks).
+        self.state_machine_name = f"{self.stack_name}-deployments"
         self.pulumi_project = self._pulumi_project(lambda_staging_dir.parent / "infra-source")
         functions = self._task_functions(control_plane_settings, lambda_staging_dir)
         workflow = DeploymentWorkflow(
@@ -111,6 +124,7 @@ class ControlPlaneStack(Stack):
         self.state_machine = sfn.StateMachine(
             self,
             "DeploymentStateMachine",
+            state_machine_name=self.state_machine_name,
             definition_body=sfn.DefinitionBody.from_chainable(workflow.definition),
             state_machine_type=sfn.StateMachineType.STANDARD,
             tracing_enabled=True,
@@ -123,10 +137,110 @@ class ControlPlaneStack(Stack):
             ),
         )
 
+        self._recovery(lambda_staging_dir)
+
         # The CLI finds the control plane through these outputs.
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
         CfnOutput(self, "BundleBucketName", value=self.bundle_bucket.bucket_name)
         CfnOutput(self, "TableName", value=self.table.table_name)
+
+        # Deployments from GitHub Actions through OIDC, when environments.yaml has a github section.
+        if control_plane_settings.github is not None:
+            self.github_deploy = GitHubDeployRole(
+                self,
+                "GitHubDeploy",
+                github=control_plane_settings.github,
+                environment_names=sorted(control_plane_settings.environments),
+                bundle_bucket=self.bundle_bucket,
+                state_machine=self.state_machine,
+                state_machine_name=self.state_machine_name,
+                table=self.table,
+            )
+
+    def _recovery(self, staging_dir: Path) -> None:
+        """Wire automatic recovery: the EB termination rule, the sweep schedule, their Lambdas."""
+        code = lambda_.Code.from_asset(str(staging_dir))
+        layer = lambda_.LayerVersion.from_layer_version_arn(
+            self, "RecoveryPowertools", POWERTOOLS_LAYER.format(region=self.region)
+        )
+        environment = {
+            "TABLE_NAME": self.table.table_name,
+            "TOPIC_ARN": self.topic.topic_arn,
+            "STATE_MACHINE_ARN": self.state_machine.state_machine_arn,
+            "ENVIRONMENTS_FILE": "environments.json",
+            "POWERTOOLS_SERVICE_NAME": "control-plane",
+        }
+
+        def function(construct_id: str, module: str, timeout_seconds: int) -> lambda_.Function:
+            created = lambda_.Function(
+                self,
+                construct_id,
+                runtime=lambda_.Runtime.PYTHON_3_11,
+                handler=f"lambdas.{module}.handler",
+                code=code,
+                layers=[layer],
+                timeout=Duration.seconds(timeout_seconds),
+                memory_size=256,
+                environment=environment,
+                tracing=lambda_.Tracing.ACTIVE,
+                # A failed invocation (a duplicate event still in progress, a throttled call)
+                # is retried by Lambda's asynchronous invocation, at least a minute later.
+                retry_attempts=2,
+                max_event_age=Duration.hours(6),
+            )
+            self.table.grant_read_write_data(created)
+            self.topic.grant_publish(created)
+            self.state_machine.grant_start_execution(created)
+            created.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["elasticbeanstalk:DescribeEnvironments"], resources=["*"]
+                )
+            )
+            created.add_to_role_policy(self._maintenance_switch_read())
+            return created
+
+        self.start_recovery_function = function(
+            "StartRecoveryFunction", "start_recovery", recovery.START_RECOVERY_TIMEOUT_SECONDS
+        )
+        self.sweep_function = function(
+            "SweepEnvironmentsFunction", "sweep_environments", recovery.SWEEP_TIMEOUT_SECONDS
+        )
+        managed_names = sorted(
+            {settings.eb_environment_name for settings in self._settings.environments.values()}
+        )
+        self.termination_rule = events.Rule(
+            self,
+            "EnvironmentTerminatedRule",
+            description="Starts the recovery of a managed EB environment that was terminated",
+            event_pattern=events.EventPattern(
+                source=[recovery.EB_SOURCE],
+                detail_type=[recovery.RESOURCE_STATUS_CHANGE],
+                detail={
+                    "Status": [recovery.TERMINATION_SUCCESSFUL],
+                    "EnvironmentName": managed_names,
+                },
+            ),
+            targets=[events_targets.LambdaFunction(self.start_recovery_function)],
+        )
+        self.sweep_schedule = events.Rule(
+            self,
+            "RecoverySweepSchedule",
+            description="Recovers a managed EB environment left terminated by a lost event",
+            schedule=events.Schedule.rate(Duration.minutes(recovery.SWEEP_RATE_MINUTES)),
+            targets=[events_targets.LambdaFunction(self.sweep_function)],
+        )
+
+    def _maintenance_switch_read(self) -> iam.PolicyStatement:
+        return iam.PolicyStatement(
+            actions=["ssm:GetParameter"],
+            resources=[
+                self.format_arn(
+                    service="ssm",
+                    resource="parameter",
+                    resource_name="control-plane/*/maintenance",
+                )
+            ],
+        )
 
     def _private_bucket(self, construct_id: str) -> s3.Bucket:
         return s3.Bucket(
@@ -237,7 +351,7 @@ class ControlPlaneStack(Stack):
                 handler=f"lambdas.{module}.handler",
                 code=code,
                 layers=[layer],
-                timeout=Duration.seconds(60),
+                timeout=Duration.seconds(TASK_TIMEOUT_SECONDS),
                 memory_size=256,
                 environment=environment,
                 tracing=lambda_.Tracing.ACTIVE,
@@ -247,15 +361,34 @@ class ControlPlaneStack(Stack):
         return task_functions
 
     def _grant(self, functions: TaskFunctions) -> None:
+        # The lease's holders: every task that takes, checks (and renews) or frees it.
         for function in (
             functions.acquire_lock,
             functions.release_lock,
             functions.record,
             functions.resolve_outputs,
+            functions.inspect_infrastructure,
+            functions.deploy_version,
+            functions.rollback,
         ):
             self.table.grant_read_write_data(function)
-        self.table.grant_read_data(functions.inspect_infrastructure)
         self.topic.grant_publish(functions.record)
+        self.table.grant_read_data(functions.prepare_recovery)
+        functions.prepare_recovery.add_to_role_policy(self._maintenance_switch_read())
+        executions = self.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        # AcquireLock takes over a lease whose holder's execution has ended; Record reads the
+        # execution's own history for its phase timings.
+        functions.acquire_lock.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])
+        )
+        functions.record.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:GetExecutionHistory"], resources=[executions])
+        )
         for function in (
             functions.inspect_infrastructure,
             functions.resolve_outputs,

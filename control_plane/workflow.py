@@ -6,6 +6,7 @@ the retry numbers below are the contract the workflow tests check.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from aws_cdk import Duration
@@ -16,30 +17,111 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from lambdas.common.errors import FAILURE_NAMES, UNEXPECTED_FAILURE
+from lambdas.common.waits import DEPLOYMENT_WAIT_SECONDS, ENVIRONMENT_WAIT_SECONDS
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """A Retry rule on one named error, with a constant interval."""
+    """A Retry rule on one named error, by default with a constant interval and no jitter.
+
+    With `full_jitter`, Step Functions waits a random time between 0 and the interval that
+    backoff and `max_delay_seconds` give (JitterStrategy FULL).
+    """
 
     error: str
     interval_seconds: int
     max_attempts: int
+    backoff_rate: float = 1
+    max_delay_seconds: int | None = None
+    full_jitter: bool = False
 
 
 # Stack outputs can lag behind a finished `pulumi up`: retry 5 times, 10 s apart.
 OUTPUTS_RETRY = RetryPolicy("OutputsNotAvailable", interval_seconds=10, max_attempts=5)
-# Environment readiness: 30 checks 20 s apart (the first check plus 29 retries).
-ENVIRONMENT_CHECKS = 30
+# Environment readiness in WaitForEnvironment, WaitForDeployment and WaitForRollback. Each wait
+# ends with WaitTimedOut at its deadline (lambdas/common/waits.py), so MaxAttempts is only a
+# backstop. Intervals start at 10 s and grow by half up to 30 s. Full jitter spreads the checks
+# of concurrent deployments, and a jittered interval averages half of its cap, so the backstop
+# allows twice the retries that an average run of the longest wait needs.
+READINESS_MAX_DELAY_SECONDS = 30
+_LONGEST_WAIT_SECONDS = max(ENVIRONMENT_WAIT_SECONDS, DEPLOYMENT_WAIT_SECONDS)
 READINESS_RETRY = RetryPolicy(
-    "EnvironmentNotReady", interval_seconds=20, max_attempts=ENVIRONMENT_CHECKS - 1
+    "EnvironmentNotReady",
+    interval_seconds=10,
+    backoff_rate=1.5,
+    max_delay_seconds=READINESS_MAX_DELAY_SECONDS,
+    full_jitter=True,
+    max_attempts=math.ceil(2 * _LONGEST_WAIT_SECONDS / (READINESS_MAX_DELAY_SECONDS / 2)),
 )
-# Another request holds the lock: check every 30 s for up to 20 minutes.
-LOCK_RETRY = RetryPolicy("EnvironmentLocked", interval_seconds=30, max_attempts=40)
+# WaitForTransition has no deadline, so a fixed count bounds it: 30 checks 20 s apart.
+TRANSITION_RETRY = RetryPolicy("EnvironmentNotReady", interval_seconds=20, max_attempts=29)
+# The time the current state was entered. Retry attempts stay in the same state entry, so a wait
+# task receives the same value on every attempt and measures its deadline from it.
+WAIT_STARTED_AT = "$$.State.EnteredTime"
+# Another request holds the lock: check every 30 s for up to 30 minutes, long enough for a
+# deployment that launches an environment. A newer request supersedes a queued one meanwhile.
+LOCK_RETRY = RetryPolicy("EnvironmentLocked", interval_seconds=30, max_attempts=60)
 # EB refused the update because an operation is in progress.
 BUSY_RETRY = RetryPolicy("EnvironmentBusy", interval_seconds=20, max_attempts=15)
 # The app's health URL, after EB reports the new version Ready.
 HEALTH_RETRY = RetryPolicy("HealthCheckFailed", interval_seconds=10, max_attempts=5)
+
+
+@dataclass(frozen=True)
+class LambdaFailureRetry:
+    """A Retry rule on Lambda's own failures, with exponential backoff."""
+
+    errors: tuple[str, ...]
+    interval_seconds: int
+    max_attempts: int
+    backoff_rate: float
+
+
+# Lambda's own failures get the same rules in every Lambda task (`_handle_lambda_failures`).
+# The CDK's LambdaInvoke already retries Lambda's transient service errors, as AWS recommends:
+# 6 retries from 2 s with backoff rate 2 (`retry_on_service_exceptions`, on by default).
+LAMBDA_SERVICE_ERRORS = (
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+)
+# Lambda throttled the invocation, so the function did not run: retried like a service error.
+THROTTLE_RETRY = LambdaFailureRetry(
+    ("Lambda.TooManyRequestsException",), interval_seconds=2, max_attempts=6, backoff_rate=2
+)
+# The runtime process exited during the invocation (an unhandled crash, out of memory).
+CRASH_RETRY = LambdaFailureRetry(
+    ("Runtime.ExitError",), interval_seconds=2, max_attempts=2, backoff_rate=2
+)
+# The function ran past its timeout. Lambda returns errorType Sandbox.Timedout with "RequestId:
+# <id> Error: Task timed out after N.00 seconds" (Lambda developer guide, "Troubleshoot
+# invocation issues"), and Step Functions names a function error after its errorType. Without
+# an errorType, which is what Lambda returned for timeouts before, Step Functions reports
+# Lambda.Unknown (Step Functions developer guide, "Handle Lambda service exceptions").
+# States.Timeout comes from a TimeoutSeconds on the state, which these tasks do not set. A task
+# that timed out has already spent its whole timeout, so it is retried once.
+# NOTE: AWS documents timeouts as Lambda.Unknown and shows no Step Functions history with
+# Sandbox.Timedout, so both are retried and caught alike.
+TIMEOUT_RETRY = LambdaFailureRetry(
+    ("Sandbox.Timedout", "Lambda.Unknown", "States.Timeout"),
+    interval_seconds=2,
+    max_attempts=1,
+    backoff_rate=2,
+)
+# Tasks whose second run would repeat a side effect: DeployVersion would start another
+# UpdateEnvironment and take the new version for the previous one, Rollback would redeploy.
+# A crash or timeout may hit after that side effect, so Step Functions does not run them again.
+MUTATING_TASKS = frozenset({"DeployVersion", "Rollback"})
+# Failures after which a task is caught with its state named in the cause. The error output of
+# each of them carries a Cause string. States.Timeout is left to the States.ALL catch.
+UNFINISHED_ERRORS = (
+    *LAMBDA_SERVICE_ERRORS,
+    *THROTTLE_RETRY.errors,
+    *CRASH_RETRY.errors,
+    "Sandbox.Timedout",
+    "Lambda.Unknown",
+)
 
 ALL_ERRORS = [sfn.Errors.ALL]
 
@@ -50,6 +132,7 @@ class TaskFunctions:
 
     validate_request: lambda_.IFunction
     acquire_lock: lambda_.IFunction
+    prepare_recovery: lambda_.IFunction
     preflight: lambda_.IFunction
     inspect_infrastructure: lambda_.IFunction
     wait_for_transition: lambda_.IFunction
@@ -66,11 +149,14 @@ class TaskFunctions:
 
 
 def _add_retry(task: tasks.LambdaInvoke, policy: RetryPolicy) -> None:
+    max_delay = policy.max_delay_seconds
     task.add_retry(
         errors=[policy.error],
         interval=Duration.seconds(policy.interval_seconds),
         max_attempts=policy.max_attempts,
-        backoff_rate=1,
+        backoff_rate=policy.backoff_rate,
+        max_delay=Duration.seconds(max_delay) if max_delay is not None else None,
+        jitter_strategy=sfn.JitterType.FULL if policy.full_jitter else None,
     )
 
 
@@ -110,7 +196,12 @@ class DeploymentWorkflow(Construct):
         )
         self._rollback_decision = self._rollback()
         self.definition = self._validate_request().next(self._acquire_lock())
-        self._acquire_lock_state.next(self._preflight())
+        superseded = self._record("RecordSuperseded", next_state=sfn.Succeed(self, "Superseded"))
+        self._acquire_lock_state.next(
+            sfn.Choice(self, "CheckSuperseded")
+            .when(sfn.Condition.is_present("$.lock.superseded"), superseded)
+            .otherwise(self._preflight())
+        )
 
     # Phases, in the order they run.
 
@@ -125,6 +216,7 @@ class DeploymentWorkflow(Construct):
             payload_response_only=True,
             result_path="$.request",
         )
+        self._handle_lambda_failures(task, unfinished_next=self._record_failure)
         task.add_catch(self._record_failure, errors=ALL_ERRORS, result_path="$.failure")
         return task
 
@@ -133,10 +225,19 @@ class DeploymentWorkflow(Construct):
             self,
             "AcquireLock",
             lambda_function=self._functions.acquire_lock,
-            payload=_task_payload(),
+            payload=sfn.TaskInput.from_object(
+                {
+                    "request": sfn.JsonPath.object_at("$.request"),
+                    "executionArn": sfn.JsonPath.execution_id,
+                    # Queue order: the request that reached Step Functions last wins.
+                    "startedAt": sfn.JsonPath.execution_start_time,
+                }
+            ),
             payload_response_only=True,
             result_path="$.lock",
         )
+        # A crashed or timed-out attempt may have taken the lease, so release it on that path.
+        self._handle_lambda_failures(task, unfinished_next=self._release_after_failure)
         _add_retry(task, LOCK_RETRY)
         task.add_catch(self._record_failure, errors=ALL_ERRORS, result_path="$.failure")
         self._acquire_lock_state = task
@@ -144,7 +245,18 @@ class DeploymentWorkflow(Construct):
 
     def _preflight(self) -> sfn.IChainable:
         task = self._lambda_task("Preflight", self._functions.preflight, "$.target")
-        return task.next(self._inspect_infrastructure())
+        task.next(self._inspect_infrastructure())
+        # A recovery picks the version to redeploy only once it holds the lock, so a deployment
+        # that succeeded while it waited is never replaced by an older version.
+        prepare = self._lambda_task(
+            "PrepareRecovery", self._functions.prepare_recovery, "$.request"
+        )
+        prepare.next(task)
+        return (
+            sfn.Choice(self, "IsRecovery")
+            .when(sfn.Condition.string_equals("$.request.trigger", "recovery"), prepare)
+            .otherwise(task)
+        )
 
     def _inspect_infrastructure(self) -> sfn.IChainable:
         inspect = self._lambda_task(
@@ -152,6 +264,7 @@ class DeploymentWorkflow(Construct):
             self._functions.inspect_infrastructure,
             "$.inspection",
             target="$.target",
+            lock="$.lock",
         )
         resolve_outputs = self._resolve_outputs()
         run_pulumi = self._run_pulumi(resolve_outputs)
@@ -169,7 +282,7 @@ class DeploymentWorkflow(Construct):
             target="$.target",
             inspection="$.inspection",
         )
-        _add_retry(wait_for_transition, READINESS_RETRY)
+        _add_retry(wait_for_transition, TRANSITION_RETRY)
         wait_for_transition.next(inspect)
 
         def action(name: str, pulumi_action: str) -> sfn.Pass:
@@ -260,7 +373,10 @@ class DeploymentWorkflow(Construct):
 
     def _wait_for_environment(self) -> sfn.IChainable:
         task = self._environment_task(
-            "WaitForEnvironment", self._functions.wait_for_environment, "$.environment"
+            "WaitForEnvironment",
+            self._functions.wait_for_environment,
+            "$.environment",
+            waitStartedAt=WAIT_STARTED_AT,
         )
         _add_retry(task, READINESS_RETRY)
         return task.next(self._deploy_version())
@@ -278,9 +394,11 @@ class DeploymentWorkflow(Construct):
             self._functions.wait_for_deployment,
             "$.environment",
             catch=False,
+            unfinished_next=self._rollback_decision,
             target="$.target",
             outputs="$.outputs",
             deployment="$.deployment",
+            waitStartedAt=WAIT_STARTED_AT,
         )
         _add_retry(task, READINESS_RETRY)
         # From here on the update has started: any failure rolls back.
@@ -289,7 +407,11 @@ class DeploymentWorkflow(Construct):
 
     def _verify_health(self) -> sfn.IChainable:
         task = self._environment_task(
-            "VerifyHealth", self._functions.verify_health, "$.health", catch=False
+            "VerifyHealth",
+            self._functions.verify_health,
+            "$.health",
+            catch=False,
+            unfinished_next=self._rollback_decision,
         )
         _add_retry(task, HEALTH_RETRY)
         task.add_catch(self._rollback_decision, errors=ALL_ERRORS, result_path="$.failure")
@@ -350,12 +472,17 @@ class DeploymentWorkflow(Construct):
                 payload=_task_payload(
                     target="$.target",
                     outputs="$.outputs",
+                    lock="$.lock",
                     deployment="$.deployment",
                     failure="$.failure",
                     expectedVersion=previous,
+                    **({"waitStartedAt": WAIT_STARTED_AT} if retry is READINESS_RETRY else {}),
                 ),
                 payload_response_only=True,
                 result_path=result_path,
+            )
+            self._handle_lambda_failures(
+                task, unfinished_next=rollback_failed, unfinished_path="$.rollbackError"
             )
             _add_retry(task, retry)
             task.add_catch(rollback_failed, errors=ALL_ERRORS, result_path="$.rollbackError")
@@ -386,6 +513,7 @@ class DeploymentWorkflow(Construct):
             payload_response_only=True,
             result_path="$.lockRelease",
         )
+        self._handle_lambda_failures(task, unfinished_next=None)
         # A failed release must not skip the ledger record; the lease expires on its own.
         task.add_catch(next_state, errors=ALL_ERRORS, result_path="$.lockReleaseError")
         return task.next(next_state)
@@ -407,6 +535,7 @@ class DeploymentWorkflow(Construct):
             payload_response_only=True,
             result_path=result_path,
         )
+        self._handle_lambda_failures(task, unfinished_next=None)
         task.add_catch(next_state, errors=ALL_ERRORS, result_path="$.recordError")
         return task.next(next_state)
 
@@ -425,11 +554,26 @@ class DeploymentWorkflow(Construct):
         )
 
     def _environment_task(
-        self, name: str, function: lambda_.IFunction, result_path: str, *, catch: bool = True
+        self,
+        name: str,
+        function: lambda_.IFunction,
+        result_path: str,
+        *,
+        catch: bool = True,
+        unfinished_next: sfn.IChainable | None = None,
+        **inputs: str,
     ) -> tasks.LambdaInvoke:
         """Create a task that acts on the environment named by the resolved stack outputs."""
         return self._lambda_task(
-            name, function, result_path, catch=catch, target="$.target", outputs="$.outputs"
+            name,
+            function,
+            result_path,
+            catch=catch,
+            unfinished_next=unfinished_next,
+            target="$.target",
+            outputs="$.outputs",
+            lock="$.lock",
+            **inputs,
         )
 
     def _lambda_task(
@@ -439,8 +583,14 @@ class DeploymentWorkflow(Construct):
         result_path: str,
         *,
         catch: bool = True,
+        unfinished_next: sfn.IChainable | None = None,
         **inputs: str,
     ) -> tasks.LambdaInvoke:
+        """Create a Lambda task; its failures go to ReleaseLockAfterFailure.
+
+        With `catch=False` the caller adds the task's States.ALL catch. A task Lambda could not
+        finish goes to `unfinished_next` (default ReleaseLockAfterFailure).
+        """
         task = tasks.LambdaInvoke(
             self,
             name,
@@ -449,6 +599,51 @@ class DeploymentWorkflow(Construct):
             payload_response_only=True,
             result_path=result_path,
         )
+        self._handle_lambda_failures(
+            task, unfinished_next=unfinished_next or self._release_after_failure
+        )
         if catch:
             task.add_catch(self._release_after_failure, errors=ALL_ERRORS, result_path="$.failure")
         return task
+
+    def _handle_lambda_failures(
+        self,
+        task: tasks.LambdaInvoke,
+        *,
+        unfinished_next: sfn.IChainable | None,
+        unfinished_path: str = "$.failure",
+    ) -> None:
+        """Add the Retry and Catch rules for Lambda's own failures; every Lambda task calls it.
+
+        Call it right after creating the task, so its Catch comes before the task's own. After
+        the retries, a task that Lambda could not finish goes through Mark<Task>Unfinished,
+        which names the state in the cause, to `unfinished_next`; the error output lands at
+        `unfinished_path`. Without `unfinished_next` the task's own catches handle it.
+        """
+        name = task.node.id
+        rules = [THROTTLE_RETRY]
+        if name not in MUTATING_TASKS:
+            rules += [CRASH_RETRY, TIMEOUT_RETRY]
+        for rule in rules:
+            task.add_retry(
+                errors=list(rule.errors),
+                interval=Duration.seconds(rule.interval_seconds),
+                max_attempts=rule.max_attempts,
+                backoff_rate=rule.backoff_rate,
+            )
+        if unfinished_next is None:
+            return
+        mark = sfn.Pass(
+            self,
+            f"Mark{name}Unfinished",
+            parameters={
+                "Error": sfn.JsonPath.string_at(f"{unfinished_path}.Error"),
+                "Cause": sfn.JsonPath.format(
+                    f"{name} did not finish ({{}}): {{}}",
+                    sfn.JsonPath.string_at(f"{unfinished_path}.Error"),
+                    sfn.JsonPath.string_at(f"{unfinished_path}.Cause"),
+                ),
+            },
+            result_path=unfinished_path,
+        ).next(unfinished_next)
+        task.add_catch(mark, errors=list(UNFINISHED_ERRORS), result_path=unfinished_path)

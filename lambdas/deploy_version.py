@@ -12,7 +12,8 @@ from urllib.parse import urlparse
 
 from .common.aws import client, error_code
 from .common.beanstalk import find_environment
-from .common.errors import EnvironmentBusy, EnvironmentNotReady, VersionConflict
+from .common.errors import BundleInvalid, EnvironmentBusy, EnvironmentNotReady, VersionConflict
+from .common.lease import check_fence
 from .common.models import TaskEvent
 from .common.observability import logger, task_handler
 from .common.settings import current_settings
@@ -92,11 +93,28 @@ def register_version(
     return False
 
 
+def require_processed(eb: Any, application: str, label: str) -> None:
+    """Raise unless EB has processed the version: retried while it processes, named if it failed."""
+    (version,) = eb.describe_application_versions(
+        ApplicationName=application, VersionLabels=[label]
+    )["ApplicationVersions"]
+    status = version.get("Status", "PROCESSED")
+    if status == "FAILED":
+        raise BundleInvalid(
+            f"EB could not process version {label} of {application} (status FAILED): the bundle "
+            "is not a valid zip or its .ebextensions are invalid; check the application's events, "
+            "fix the bundle and deploy it under a new version label"
+        )
+    if status not in ("PROCESSED", "UNPROCESSED"):
+        raise EnvironmentBusy(f"EB is still processing version {label} ({status}); retrying")
+
+
 @task_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     task = TaskEvent.model_validate(event)
     target, outputs = task.require_target(), task.require_outputs()
     request = task.request
+    check_fence(request.environment, request.request_id, task.lock)
     eb = client("elasticbeanstalk", target.region)
 
     environment = find_environment(
@@ -104,6 +122,16 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
     if environment is None:
         raise EnvironmentNotReady(f"environment {outputs.eb_environment_name} disappeared")
+    if environment.get("Status") != "Ready" or environment.get("AbortableOperationInProgress"):
+        raise EnvironmentBusy(
+            f"environment {outputs.eb_environment_name} is {environment.get('Status')}"
+            + (
+                " with an operation in progress"
+                if environment.get("AbortableOperationInProgress")
+                else ""
+            )
+            + "; the update waits until it is Ready"
+        )
     previous = environment.get("VersionLabel")
     settings = current_settings().environment(request.environment)
     reused = register_version(
@@ -116,6 +144,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         retention=settings.version_retention,
     )
 
+    require_processed(eb, outputs.eb_application_name, request.version)
     try:
         updated = eb.update_environment(
             EnvironmentName=outputs.eb_environment_name,

@@ -14,6 +14,7 @@ from typing import Any
 
 from .common import clock
 from .common.beanstalk import TRANSITIONAL_STATUSES, find_environment, summarize
+from .common.lease import check_fence
 from .common.models import TaskEvent
 from .common.observability import logger, task_handler
 from .common.settings import EnvironmentSettings, current_settings
@@ -38,12 +39,23 @@ def apply_policy(
     fingerprint: str,
     last_run: dict[str, Any] | None,
     now: float,
+    *,
+    pending_operations: int = 0,
 ) -> tuple[str, str]:
-    """Decide between `check-drift` and `none` for a live environment."""
+    """Decide between `check-drift` and `none` for a live environment.
+
+    Pending operations in the state mean a Pulumi run was killed after the last clean one,
+    so `auto` runs the check, whose runner repairs them first.
+    """
     if settings.infra_check == "never":
         return "none", "infra_check is never: Pulumi runs only to provision or recover"
     if settings.infra_check == "always":
         return "check-drift", "infra_check is always"
+    if pending_operations:
+        return "check-drift", (
+            f"the state has {pending_operations} pending operation(s) from an interrupted "
+            "Pulumi run"
+        )
     if not last_run:
         return "check-drift", "no clean Pulumi run is recorded for this environment"
     if last_run.get("fingerprint") != fingerprint:
@@ -70,8 +82,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     plan, reason = choose_plan(state.outputs, environment)
     if plan == "check-drift":
         last_run = read_infrastructure_record(target.environment)
-        plan, reason = apply_policy(settings, fingerprint, last_run, clock.now())
+        plan, reason = apply_policy(
+            settings,
+            fingerprint,
+            last_run,
+            clock.now(),
+            pending_operations=state.pending_operations,
+        )
 
+    if plan != "none":
+        # The Pulumi run follows this task: it must start only under a live lease.
+        check_fence(target.environment, task.request.request_id, task.lock)
     logger.info(
         "plan chosen",
         extra={

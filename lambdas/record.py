@@ -30,7 +30,9 @@ def failure_cause(failure: dict[str, Any]) -> str:
     return str(cause)[:MAX_CAUSE_CHARS]
 
 
-def outcome_of(failure: dict[str, Any] | None) -> str:
+def outcome_of(failure: dict[str, Any] | None, superseded: bool = False) -> str:
+    if superseded:
+        return "Superseded"
     if not failure:
         return "Deployed"
     name = failure.get("Error")
@@ -43,19 +45,25 @@ def build_record(state: dict[str, Any], execution_arn: str, execution_name: str)
     failure = state.get("failure")
     inspection = state.get("inspection") or {}
     deployment = state.get("deployment") or {}
+    lock = state.get("lock") or {}
+    superseded = bool(lock.get("superseded"))
     record = {
         "environment": str(request.get("environment") or "unknown")[:64],
         "requestId": str(request.get("requestId") or execution_name)[:128],
         "version": request.get("version"),
+        # Recovery redeploys the last Deployed record's version from this bundle.
+        "bundle": request.get("bundle"),
         "previousVersion": deployment.get("previousVersion"),
         "trigger": request.get("trigger"),
         "startedBy": request.get("startedBy"),
         "plan": inspection.get("plan"),
-        "outcome": outcome_of(failure),
+        "outcome": outcome_of(failure, superseded),
         "executionArn": execution_arn,
         "finishedAt": int(clock.now()),
     }
-    if failure:
+    if superseded:
+        record["cause"] = f"superseded by the newer request {lock.get('by')}; nothing was changed"
+    elif failure:
         record["errorName"] = failure.get("Error")
         record["cause"] = failure_cause(failure)
         skipped = (state.get("rollback") or {}).get("skipped")
@@ -64,9 +72,53 @@ def build_record(state: dict[str, Any], execution_arn: str, execution_name: str)
     return record
 
 
+def phase_timings(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return seconds spent in each state (retries and waits included) and since the start.
+
+    States still running (Record itself) are left out. A state entered twice (a loop back to
+    InspectInfrastructure) adds up.
+    """
+    if not events:
+        return {}
+    entered: dict[str, Any] = {}
+    phases: dict[str, float] = {}
+    for event in events:
+        kind = event["type"]
+        if kind.endswith("StateEntered"):
+            entered[event["stateEnteredEventDetails"]["name"]] = event["timestamp"]
+        elif kind.endswith("StateExited"):
+            name = event["stateExitedEventDetails"]["name"]
+            if name in entered:
+                seconds = (event["timestamp"] - entered.pop(name)).total_seconds()
+                phases[name] = round(phases.get(name, 0.0) + seconds, 3)
+    started = events[0]["timestamp"]
+    return {
+        "startedAt": int(started.timestamp()),
+        "durationSeconds": round(max(0.0, clock.now() - started.timestamp()), 3),
+        "phases": phases,
+    }
+
+
+def _execution_history(execution_arn: str) -> list[dict[str, Any]]:
+    """Read the execution's own history; an unreadable one costs the timings, not the record."""
+    events: list[dict[str, Any]] = []
+    try:
+        pages = client("stepfunctions").get_paginator("get_execution_history")
+        for page in pages.paginate(executionArn=execution_arn):
+            events.extend(page["events"])
+    except Exception as error:
+        logger.warning(
+            "execution history not readable; recording without phase timings",
+            extra={"error": str(error)[:300]},
+        )
+        return []
+    return events
+
+
 @task_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     record = build_record(event["state"], event["executionArn"], event["executionName"])
+    record.update(phase_timings(_execution_history(event["executionArn"])))
 
     put_ledger_record(record["environment"], record["requestId"], record)
     topic = os.environ.get("TOPIC_ARN")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .common.lease import release_lock
 from .common.models import TaskEvent
 from .common.observability import logger, task_handler
-from .common.store import release_lock
 
 
 @task_handler

@@ -13,6 +13,7 @@ from typing import Any
 from .common.aws import client, error_code
 from .common.beanstalk import find_environment
 from .common.errors import EnvironmentBusy, RollbackFailed
+from .common.lease import check_fence
 from .common.models import TaskEvent
 from .common.observability import logger, task_handler
 from .deploy_version import APP_ENVIRONMENT_NAMESPACE
@@ -38,6 +39,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     name = outputs.eb_environment_name
     if not previous:
         raise RollbackFailed(f"no previous version of {name} is known to roll back to")
+    check_fence(task.request.environment, task.request.request_id, task.lock)
     eb = client("elasticbeanstalk", target.region)
 
     environment = find_environment(target.region, outputs.eb_application_name, name)

@@ -1,4 +1,8 @@
-"""VerifyHealth: check that EB reports Green and the app's health URL returns this version."""
+"""VerifyHealth: check that EB reports accepted health and the health URL returns this version.
+
+Accepted health is Green, or Yellow where the environment's settings accept it
+(lambdas/common/health.py); WaitForDeployment has already waited out the settling window.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ from typing import Any
 
 from .common.beanstalk import find_environment
 from .common.errors import HealthCheckFailed
+from .common.health import color_accepted
 from .common.models import TaskEvent
 from .common.observability import logger, task_handler
+from .common.settings import current_settings
 
 REQUEST_TIMEOUT_SECONDS = 5
 # No proxy from the environment: the health URL is requested directly.
@@ -43,8 +49,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         target.region, outputs.eb_application_name, outputs.eb_environment_name
     )
     color = environment.get("Health") if environment else "missing"
-    if color != "Green":
-        raise HealthCheckFailed(f"environment {outputs.eb_environment_name} health is {color}")
+    accept_yellow = current_settings().environment(task.request.environment).health.accept_yellow
+    if not color_accepted(color, accept_yellow):
+        accepted = "Green or Yellow" if accept_yellow else "Green"
+        raise HealthCheckFailed(
+            f"environment {outputs.eb_environment_name} health is {color}, not {accepted}"
+        )
     url = outputs.health_check_url
     if not url:
         raise HealthCheckFailed("the stack exports no healthCheckUrl to check")

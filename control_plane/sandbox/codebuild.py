@@ -97,6 +97,10 @@ class CodeBuildSimulator:
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
         self.failures_to_inject = 0
+        # Environment variables of the CodeBuild project that scenarios set, as an operator
+        # sets them on the project. They apply to builds that start afterwards and take
+        # precedence over the buildspec's variables, as on CodeBuild.
+        self.project_environment: dict[str, str] = {}
         # Stack config set by scenarios: stack name -> {config key: value}, written into the
         # build's copy of infra/Pulumi.<stack>.yaml, as a commit to the program would.
         self.stack_config: dict[str, dict[str, Any]] = {}
@@ -191,6 +195,7 @@ class CodeBuildSimulator:
                 name: str(value)
                 for name, value in (spec.get("env", {}).get("variables") or {}).items()
             },
+            **self.project_environment,
             **build.variables,
             "CODEBUILD_BUILD_ID": build.id,
             "CODEBUILD_SRC_DIR": str(source_dir),

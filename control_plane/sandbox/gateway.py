@@ -3,10 +3,16 @@
 It serves the calls moto cannot serve faithfully (Lambda Invoke, Elastic Beanstalk, CodeBuild
 builds), applies armed faults to S3 reads of the Pulumi checkpoint, serves the sandbox's own
 control API under /_sandbox/, and passes everything else to moto unchanged.
+
+An armed throttle fails the task handlers' calls (marked by their user agent) and Step
+Functions' Lambda invocations with the service's throttling error. Calls of the sandbox itself,
+the CodeBuild runner and the local Pulumi engine are never throttled, so a throttle count only
+depends on what the control plane does.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -15,8 +21,13 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from botocore.exceptions import ClientError
+
+from lambdas.common.aws import USER_AGENT
+
+from . import throttling
 from .codebuild import ProjectNotFound
-from .faults import ENGINE_USER_AGENT
+from .faults import ENGINE_USER_AGENT, TaskFault
 
 if TYPE_CHECKING:
     from .sandbox import Sandbox
@@ -33,7 +44,14 @@ _CHECKPOINT_PATH = re.compile(r"^/(?P<bucket>[^/]+)/(?:.+/)?\.pulumi/stacks/.+\.
 def _respond(
     start_response: StartResponse, status: int, body: bytes, content_type: str, **headers: str
 ) -> list[bytes]:
-    reasons = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
+    reasons = {
+        200: "OK",
+        400: "Bad Request",
+        404: "Not Found",
+        429: "Too Many Requests",
+        500: "Internal Server Error",
+        503: "Slow Down",
+    }
     header_list = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
     header_list += [("x-amzn-RequestId", str(uuid.uuid4()))]
     header_list += list(headers.items())
@@ -65,6 +83,9 @@ class SandboxGateway:
             return self._control(path, start_response)
         scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
         service = scope.group("service") if scope else ""
+        throttled = self._throttle(environ, service, start_response)
+        if throttled is not None:
+            return throttled
         if service == "lambda" and (match := _INVOKE_PATH.match(path)):
             return self._invoke(match.group("name"), _body(environ), start_response)
         if service == "elasticbeanstalk":
@@ -78,6 +99,10 @@ class SandboxGateway:
             blocked = self._checkpoint_read_blocked(path, environ.get("HTTP_USER_AGENT", ""))
             if blocked:
                 return self._no_such_key(path, start_response)
+            response = self._moto_app(environ, start_response)
+            # A held Pulumi lock is released once enough lock checks have read it.
+            self._sandbox.faults.object_read(path)
+            return response
         return self._moto_app(environ, start_response)
 
     def _invoke(self, name: str, payload: bytes, start_response: StartResponse) -> list[bytes]:
@@ -91,11 +116,66 @@ class SandboxGateway:
                 "application/json",
                 **{"x-amzn-ErrorType": "ResourceNotFoundException"},
             )
-        response, function_error = self._sandbox.lambdas.invoke(spec, payload)
+        response, function_error = self._sandbox.lambdas.invoke(
+            spec, payload, fault=self._task_fault(payload), sleep=self._sandbox.clock.sleep
+        )
         headers = {"X-Amz-Executed-Version": "$LATEST"}
         if function_error:
             headers["X-Amz-Function-Error"] = function_error
         return _respond(start_response, 200, response, "application/json", **headers)
+
+    def _throttle(
+        self, environ: dict[str, Any], signing_name: str, start_response: StartResponse
+    ) -> list[bytes] | None:
+        """Return the service's throttling error for the call while a throttle is armed for it."""
+        services = [
+            name
+            for name in sorted(self._sandbox.faults.throttled_services())
+            if throttling.signing_name(name) == signing_name
+        ]
+        if not services:
+            return None
+        from_control_plane = USER_AGENT in environ.get("HTTP_USER_AGENT", "").split()
+        # Only Step Functions calls Lambda; the task handlers call everything else.
+        if signing_name != "lambda" and not from_control_plane:
+            return None
+        body = _body(environ)
+        environ["wsgi.input"] = io.BytesIO(body)
+        for name in services:
+            call = throttling.identify_call(environ, name, body)
+            if call is None or not self._sandbox.faults.take_throttle(name, call.operation):
+                continue
+            error = throttling.throttle_error(name, call.operation)
+            document, content_type, headers = throttling.error_response(call, error)
+            LOG.info("throttled %s %s with %s", name, call.operation, error.code)
+            return _respond(start_response, error.status, document, content_type, **headers)
+        return None
+
+    def _task_fault(self, payload: bytes) -> TaskFault | None:
+        """Return the armed fault for the task state that sent this invocation, if any.
+
+        The invoking state is the one the execution entered last: Step Functions invokes the
+        function synchronously, and every task payload carries the execution's ARN.
+        """
+        if not self._sandbox.faults.task_faults_pending():
+            return None
+        try:
+            arn = json.loads(payload or b"{}").get("executionArn")
+        except (ValueError, AttributeError):
+            return None
+        if not isinstance(arn, str):
+            return None
+        try:
+            history = self._sandbox.client("stepfunctions").get_execution_history(executionArn=arn)
+        except ClientError as error:
+            LOG.warning("no task fault applied: history of %s not readable: %s", arn, error)
+            return None
+        for event in reversed(history["events"]):
+            if event["type"].endswith("StateEntered"):
+                return self._sandbox.faults.take_task_fault(
+                    event["stateEnteredEventDetails"]["name"]
+                )
+        return None
 
     def _codebuild(self, action: str, body: bytes, start_response: StartResponse) -> list[bytes]:
         request = json.loads(body or b"{}")

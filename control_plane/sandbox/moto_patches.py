@@ -7,17 +7,27 @@ Each patch closes one documented gap between moto and AWS:
 - `arn:aws:states:::codebuild:startBuild.sync` is rejected as unsupported; here it starts the
   build and polls BatchGetBuilds as AWS does, with AWS's PascalCase parameters and output, and a
   failed build fails the task with States.TaskFailed and the build as JSON in the cause.
+- `JitterStrategy: FULL` draws from the process-wide `random`; here each retry's jitter comes
+  from a generator seeded with the execution, the state and the attempt, so a scenario gives
+  the same virtual timeline on every run.
+- `$$.State.EnteredTime` is wall-clock time; here it is virtual time, the clock the task
+  handlers measure their wait deadlines with.
 - Inner AWS calls go to `localhost:$MOTO_PORT`; here they go to 127.0.0.1 explicitly, so nothing
   depends on how `localhost` resolves.
+- A Lambda service error on Invoke (a throttle, for one) fails the task with error `Exception`;
+  here it is `Lambda.<error code>` with the Java SDK's description as the cause, as on AWS.
 
 tests/functional/test_moto_patches.py pins the AWS behaviour of each patch.
 """
 
 from __future__ import annotations
 
+import random
 import sys
+import threading
 import types
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import boto3
@@ -62,6 +72,62 @@ def _patch_history_timestamps() -> None:
     )
 
 
+# Seed of the sandbox's retry jitter. Any fixed value keeps timelines identical between runs.
+JITTER_SEED = "control-plane-sandbox"
+
+
+def jitter_fraction(execution_id: str, state_name: str, retry_count: int) -> float:
+    """Return one retry's jitter as a fraction of its interval, from a seeded generator.
+
+    Each draw is keyed by the execution, the state and the attempt rather than taken from one
+    shared sequence, so concurrent executions get the same delays in whatever order their
+    threads run.
+    """
+    seed = f"{JITTER_SEED}:{execution_id}:{state_name}:{retry_count}"
+    return random.Random(seed).random()
+
+
+def _patch_retry_jitter() -> None:
+    """Draw `JitterStrategy: FULL` delays from `jitter_fraction` instead of `random.uniform`.
+
+    As in moto and the ASL, the delay is uniform between 0 and the interval that backoff and
+    MaxDelaySeconds give.
+    """
+    from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy_decl
+
+    def eval_body(self: Any, env: Any) -> None:
+        if self.jitter_strategy == jitter_strategy_decl.JitterStrategy.NONE:
+            return
+        interval_seconds = env.stack.pop()
+        context = env.states.context_object.context_object_data
+        state = context.get("State") or {}
+        fraction = jitter_fraction(
+            context["Execution"]["Id"], state.get("Name", ""), state.get("RetryCount", 0)
+        )
+        env.stack.append(interval_seconds * fraction)
+
+    jitter_strategy_decl.JitterStrategyDecl._eval_body = eval_body
+
+
+def _patch_state_entered_time() -> None:
+    """Stamp `$$.State.EnteredTime` with virtual time.
+
+    moto sets it once per state entry with `datetime.datetime.now(tz=...)` and keeps it while
+    Retry attempts run, as AWS does; only the clock changes here.
+    """
+    import datetime as real_datetime
+
+    from moto.stepfunctions.parser.asl.component.state import state as state_module
+
+    def now(tz: Any = None) -> real_datetime.datetime:
+        current = _clock().now_datetime()
+        return current if tz is None else current.astimezone(tz)
+
+    state_module.datetime = types.SimpleNamespace(  # type: ignore[attr-defined]
+        datetime=types.SimpleNamespace(now=now), timezone=real_datetime.timezone
+    )
+
+
 def _patch_execution_dates() -> None:
     """Date executions' start and stop on the virtual clock, as their history events are."""
     from moto.stepfunctions.parser.backend import execution as execution_module
@@ -69,8 +135,22 @@ def _patch_execution_dates() -> None:
     execution_class = execution_module.Execution
     original_start = execution_class.start
 
+    # The last start time given out, per clock (a new sandbox starts a new timeline).
+    last_start: dict[int, datetime] = {}
+    start_lock = threading.Lock()
+
     def start(self: Any) -> None:
-        self.start_date = _clock().now_datetime()
+        # StartExecution calls reach AWS one after another, so their start times differ; on
+        # the virtual clock, which stands still between them, a millisecond keeps them apart.
+        clock = _clock()
+        with start_lock:
+            started = clock.now_datetime()
+            previous = last_start.get(id(clock))
+            if previous is not None and started <= previous:
+                started = previous + timedelta(milliseconds=1)
+            last_start.clear()
+            last_start[id(clock)] = started
+        self.start_date = started
         original_start(self)
 
     execution_class.start = start
@@ -304,6 +384,55 @@ def _patch_codebuild_sync() -> None:
     state_task_factory.state_task_service_for = service_for
 
 
+def lambda_service_error_cause(error: ClientError) -> str:
+    """Describe a Lambda service error as Step Functions does in a task's cause.
+
+    AWS reports a throttled invocation as error `Lambda.TooManyRequestsException` with the cause
+    "Rate Exceeded. (Service: AWSLambda; Status Code: 429; Error Code: TooManyRequestsException;
+    Request ID: <id>; Proxy: null)", the AWS SDK for Java's description of the error.
+    """
+    details = error.response.get("Error", {})
+    metadata = error.response.get("ResponseMetadata", {})
+    return (
+        f"{details.get('Message', '')} (Service: AWSLambda; "
+        f"Status Code: {metadata.get('HTTPStatusCode')}; Error Code: {details.get('Code')}; "
+        f"Request ID: {metadata.get('RequestId')}; Proxy: null)"
+    )
+
+
+def _patch_lambda_service_errors() -> None:
+    """Name a failed Lambda Invoke `Lambda.<error code>`, as the error AWS recommends retrying."""
+    from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
+        CustomErrorName,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_lambda
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    task_class = state_task_lambda.StateTaskLambda
+    original = task_class._from_error
+
+    def from_error(self: Any, env: Any, ex: Exception) -> Any:
+        if not isinstance(ex, ClientError):
+            return original(self, env, ex)
+        name = f"Lambda.{ex.response.get('Error', {}).get('Code', 'Unknown')}"
+        return FailureEvent(
+            env=env,
+            error_name=CustomErrorName(name),
+            event_type=HistoryEventType.LambdaFunctionFailed,
+            event_details=EventDetails(
+                lambdaFunctionFailedEventDetails=LambdaFunctionFailedEventDetails(
+                    error=name, cause=lambda_service_error_cause(ex)
+                )
+            ),
+        )
+
+    task_class._from_error = from_error
+
+
 def install_patches(clock: VirtualClock) -> None:
     """Apply every patch once per process; later calls only swap the clock."""
     global _installed_clock
@@ -317,7 +446,10 @@ def install_patches(clock: VirtualClock) -> None:
     _patch_retry_sleep()
     _patch_wait_state()
     _patch_history_timestamps()
+    _patch_retry_jitter()
+    _patch_state_entered_time()
     _patch_execution_dates()
     _patch_inner_endpoint()
     _patch_codebuild_sync()
     _patch_execution_actors()
+    _patch_lambda_service_errors()

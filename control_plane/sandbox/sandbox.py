@@ -25,6 +25,7 @@ from lambdas.common import clock as task_clock
 
 from .clock import VirtualClock
 from .codebuild import CodeBuildSimulator
+from .events import SandboxEventBridge
 from .faults import FaultState
 from .gateway import SandboxGateway
 from .lambda_runtime import LambdaRuntime
@@ -75,6 +76,7 @@ class Sandbox:
         self.lambdas: LambdaRuntime
         self.codebuild: CodeBuildSimulator
         self.eb: Any
+        self.events: SandboxEventBridge
         self.log_capture = LogCapture()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -241,6 +243,15 @@ class Sandbox:
             terminate_seconds=self.options.terminate_seconds,
         )
         self.lambdas = LambdaRuntime(self.resources.functions, ACCOUNT_ID, self.options.region)
+        # EB status changes reach the template's EventBridge rules, as on AWS.
+        self.events = SandboxEventBridge(
+            self.resources.rules,
+            self.lambdas,
+            self.clock,
+            region=self.options.region,
+            account_id=ACCOUNT_ID,
+        )
+        self.eb.subscribe(self.events.publish)
         passphrase = secrets.token_urlsafe(24)
         self.secret_values.append(passphrase)
         ssm = self.client("ssm")
@@ -309,12 +320,19 @@ class Sandbox:
                 self.secret_values.append(value)
                 ssm.put_parameter(Name=source.name, Value=value, Type="SecureString")
 
+    def delete_secret(self, parameter: str) -> None:
+        """Delete a seeded secret's SSM parameter, as if the operator had never stored it.
+
+        Its value stays in `secret_values`, so the secret scan still looks for it.
+        """
+        self.client("ssm").delete_parameter(Name=parameter)
+
     # Helpers for the CLI, the scenario runner and the tests.
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, region: str | None = None) -> Any:
         return boto3.client(
             service,
-            region_name=self.options.region,
+            region_name=region or self.options.region,
             endpoint_url=self.endpoint_url,
             aws_access_key_id="sandbox",
             aws_secret_access_key="sandbox",

@@ -6,18 +6,32 @@ scenario never passes for a fault that was not injected.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from control_plane.sandbox.eb.health import check_sequence, health_phase
 from lambdas.common.errors import FAILURE_NAMES, UNEXPECTED_FAILURE
+from lambdas.common.recovery import BREAKER_OUTCOME
 from lambdas.common.settings import format_validation_error
 from lambdas.common.strict_yaml import load_yaml
 
-SUPPORTED_STEPS = ("deploy", "wait_all", "advance", "terminate_environment", "stack_config")
-PLANNED_STEPS = ("maintenance", "eb_event")
+SUPPORTED_STEPS = (
+    "deploy",
+    "wait_all",
+    "advance",
+    "stop_execution",
+    "terminate_environment",
+    "stack_config",
+    "maintenance",
+    "eb_event",
+)
+PLANNED_STEPS: tuple[str, ...] = ()
+# Steps that may start a recovery; an expectation on one checks the recovery execution.
+RECOVERY_STEPS = ("terminate_environment", "eb_event", "advance")
 SUPPORTED_FAULTS = (
     "outputs_unavailable",
     "environment_stuck",
@@ -27,25 +41,36 @@ SUPPORTED_FAULTS = (
     "eb_update_refused",
     "version_quota",
     "existing_version",
-)
-PLANNED_FAULTS = (
     "stack_locked",
-    "environment_health",
-    "throttle",
-    "task_crash",
-    "lost_events",
-    "duplicate_events",
-    "health_sequence",
-    "stale_terminated_environment",
-    "outputs_wiped",
     "stale_lock",
     "pending_operations",
-    "task_timeout",
+    "outputs_wiped",
     "large_preview",
+    "stale_terminated_environment",
     "missing_secret",
+    "lost_events",
+    "duplicate_events",
+    "throttle",
+    "task_crash",
+    "task_timeout",
+    "environment_health",
+    "health_sequence",
 )
+PLANNED_FAULTS: tuple[str, ...] = ()
 # Outcomes a scenario may expect: the failure names plus the ends that are not errors.
-OUTCOMES = ("Deployed", "Superseded", *FAILURE_NAMES, UNEXPECTED_FAILURE)
+OUTCOMES = ("Deployed", "Superseded", *FAILURE_NAMES, UNEXPECTED_FAILURE, BREAKER_OUTCOME)
+# `Status` values of EB "resource status change" events (EB developer guide, EventBridge page).
+EB_EVENT_STATUSES = (
+    "Environment creation started",
+    "Environment creation successful",
+    "Environment creation failed",
+    "Environment update started",
+    "Environment update successful",
+    "Environment update failed",
+    "Environment termination started",
+    "Environment termination successful",
+    "Environment termination failed",
+)
 
 
 class ScenarioError(ValueError):
@@ -67,8 +92,31 @@ class DeployStep(_Strict):
     bundle: str | None = None
     request_id: str | None = None
     wait: bool = True
+    # Deploy another environment than the scenario's (environments in parallel).
+    environment: str | None = None
     # Raw execution input for invalid-request scenarios; replaces the generated request.
     raw_input: dict[str, Any] | None = None
+
+
+class StopExecutionStep(_Strict):
+    """Stop the execution a deploy step started, as a crashed or cancelled run would end."""
+
+    step: int = Field(ge=1)
+
+
+class EbEventStep(_Strict):
+    """Publish an EB status-change event, by default for the scenario's environment."""
+
+    status: Literal[EB_EVENT_STATUSES]  # type: ignore[valid-type]
+    # Another EB environment and application, e.g. one the control plane does not manage.
+    environment_name: str | None = Field(default=None, min_length=4, max_length=40)
+    application_name: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+class MaintenanceStep(_Strict):
+    """Set (on: true) or clear the environment's maintenance switch in SSM."""
+
+    on: bool
 
 
 class AdvanceStep(_Strict):
@@ -110,13 +158,99 @@ class ExistingVersion(_Strict):
     same_bundle: bool
 
 
+HealthColor = Literal["Green", "Yellow", "Red", "Grey"]
+
+
+class EnvironmentHealth(_Strict):
+    """EB reports `color` while `after_version` is Ready; `status` and `causes` are optional."""
+
+    color: HealthColor
+    after_version: str = Field(min_length=1)
+    # The enhanced health status; by default the first of the color (Ok, Warning, Degraded,
+    # NoData).
+    status: str | None = None
+    # What DescribeEnvironmentHealth returns as Causes; by default one that fits the status.
+    causes: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _check_status(self) -> EnvironmentHealth:
+        health_phase(self.color, 0, self.status, self.causes)
+        return self
+
+
+class HealthSequence(_Strict):
+    """Once `after_version` is Ready, EB reports each color from that many seconds on."""
+
+    after_version: str = Field(min_length=1)
+    colors: list[tuple[HealthColor, Annotated[float, Field(ge=0)]]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_order(self) -> HealthSequence:
+        check_sequence([health_phase(color, seconds) for color, seconds in self.colors])
+        return self
+
+
+class StackLocked(_Strict):
+    """Another live Pulumi run holds the stack's lock until `runs` lock checks found it."""
+
+    runs: int = Field(ge=1, le=100)
+
+
+class StaleLock(_Strict):
+    """A lock file left by a Pulumi run that ended `age_seconds` ago without removing it.
+
+    `cancel_stale_locks` sets PULUMI_CANCEL_STALE_LOCKS=true on the CodeBuild project, as an
+    operator may, so the runner cancels locks older than PULUMI_STALE_LOCK_SECONDS.
+    """
+
+    age_seconds: float = Field(gt=0, le=30 * 24 * 3600)
+    cancel_stale_locks: bool = False
+
+
+class NoArguments(_Strict):
+    pass
+
+
+class LargePreview(_Strict):
+    kilobytes: int = Field(ge=1, le=16 * 1024)
+
+
+class MissingSecret(_Strict):
+    key: str = Field(min_length=1)
+
+
+class Throttle(_Strict):
+    """The next `times` calls of the operation get the service's throttling error.
+
+    Names are botocore's: the service as boto3.client() takes it, the operation as the API
+    names it (elasticbeanstalk, DescribeEnvironments).
+    """
+
+    service: str = Field(min_length=1)
+    operation: str = Field(min_length=1)
+    times: int = Field(ge=1, le=100)
+
+
+class TaskFaultSpec(_Strict):
+    """The Lambda function behind task state `state` fails its next `times` invocations."""
+
+    state: str = Field(min_length=1)
+    times: int = Field(ge=1, le=100)
+
+
 # Faults that act on the EB application, which exists only after the first deployment.
 FAULTS_NEEDING_APPLICATION = ("version_quota", "existing_version")
+# Faults that edit the stack's checkpoint, which the first deployment writes.
+FAULTS_NEEDING_STACK = ("pending_operations", "outputs_wiped")
 
 
 class Expectation(_Strict):
-    step: int = Field(ge=1)
-    status: Literal["SUCCEEDED", "FAILED"] | None = None
+    # A step's expectation names the step; one without a step counts `outcomes` over all of
+    # the scenario's deploy steps (for races whose individual winners vary).
+    step: int | None = Field(default=None, ge=1)
+    # ABORTED: stopped by a stop_execution step. REJECTED: the start itself was refused (the
+    # request id already ran for another version).
+    status: Literal["SUCCEEDED", "FAILED", "ABORTED", "REJECTED"] | None = None
     outcome: Literal[OUTCOMES] | None = None  # type: ignore[valid-type]
     plan: Literal["provision", "recover", "check-drift", "none"] | None = None
     path_includes: list[str] = Field(default_factory=list)
@@ -127,6 +261,27 @@ class Expectation(_Strict):
     cause_includes: list[str] = Field(default_factory=list)
     codebuild_builds: int | None = Field(default=None, ge=0)
     recoveries: int | None = Field(default=None, ge=0)
+    # Retry attempts per state, as the execution history shows them; a state left out is not
+    # checked.
+    retries: dict[str, int] | None = None
+    # Live (not Terminated) environments of the EB application after the step.
+    live_environments: int | None = Field(default=None, ge=0)
+    # Least size of the build logs of the Pulumi runs this step started, in KiB.
+    min_build_log_kib: int | None = Field(default=None, ge=1)
+    outcomes: dict[Literal[OUTCOMES], int] | None = None  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _check_scope(self) -> Expectation:
+        if self.step is None and self.outcomes is None:
+            raise ValueError("name the step it checks, or give `outcomes` counted over all steps")
+        if self.step is None and (
+            self.model_fields_set - {"outcomes"}
+        ):
+            raise ValueError(
+                "without a step only `outcomes` can be checked; "
+                f"{sorted(self.model_fields_set - {'outcomes'})} need a step"
+            )
+        return self
 
 
 class Step(BaseModel):
@@ -153,7 +308,7 @@ class Scenario(_Strict):
     @model_validator(mode="after")
     def _check_step_numbers(self) -> Scenario:
         for expectation in self.expect:
-            if expectation.step > len(self.steps):
+            if expectation.step is not None and expectation.step > len(self.steps):
                 raise ValueError(
                     f"expect refers to step {expectation.step} but there are {len(self.steps)}"
                 )
@@ -186,16 +341,19 @@ def parse_step(item: Any, index: int) -> Step:
         raise ScenarioError(
             f"{where}.{kind}: expected a mapping of arguments, got {type(arguments).__name__}"
         )
+    if kind == "maintenance":
+        # YAML 1.1, which PyYAML implements, reads the bare key `on` as the boolean true.
+        arguments = {("on" if key is True else key): value for key, value in arguments.items()}
     if kind == "deploy":
         try:
             DeployStep.model_validate(arguments)
         except ValidationError as error:
             raise ScenarioError(f"{where}.deploy: {format_validation_error(error)}") from None
-    elif kind == "advance":
+    elif kind in _STEP_MODELS:
         try:
-            AdvanceStep.model_validate(arguments)
+            _STEP_MODELS[kind].model_validate(arguments)
         except ValidationError as error:
-            raise ScenarioError(f"{where}.advance: {format_validation_error(error)}") from None
+            raise ScenarioError(f"{where}.{kind}: {format_validation_error(error)}") from None
     elif kind == "stack_config":
         if not arguments:
             raise ScenarioError(f"{where}.stack_config: name at least one config key to set")
@@ -215,6 +373,13 @@ def parse_step(item: Any, index: int) -> Step:
     return Step(kind=kind, arguments=arguments)
 
 
+_STEP_MODELS: dict[str, type[BaseModel]] = {
+    "advance": AdvanceStep,
+    "stop_execution": StopExecutionStep,
+    "eb_event": EbEventStep,
+    "maintenance": MaintenanceStep,
+}
+
 _FAULT_MODELS: dict[str, type[BaseModel]] = {
     "outputs_unavailable": OutputsUnavailable,
     "environment_stuck": EnvironmentStuck,
@@ -224,6 +389,20 @@ _FAULT_MODELS: dict[str, type[BaseModel]] = {
     "eb_update_refused": EbUpdateRefused,
     "version_quota": VersionQuota,
     "existing_version": ExistingVersion,
+    "stack_locked": StackLocked,
+    "stale_lock": StaleLock,
+    "pending_operations": NoArguments,
+    "outputs_wiped": NoArguments,
+    "large_preview": LargePreview,
+    "stale_terminated_environment": NoArguments,
+    "missing_secret": MissingSecret,
+    "lost_events": NoArguments,
+    "duplicate_events": NoArguments,
+    "throttle": Throttle,
+    "task_crash": TaskFaultSpec,
+    "task_timeout": TaskFaultSpec,
+    "environment_health": EnvironmentHealth,
+    "health_sequence": HealthSequence,
 }
 
 
@@ -251,7 +430,46 @@ def parse_fault(item: Any, index: int, step_count: int) -> FaultSpec:
             f"{where}.at_step: {kind} acts on the EB application, which the first deployment "
             "creates; arm it at step 2 or later"
         )
+    if kind in FAULTS_NEEDING_STACK and at_step == 1:
+        raise ScenarioError(
+            f"{where}.at_step: {kind} edits the stack's Pulumi checkpoint, which the first "
+            "deployment writes; arm it at step 2 or later"
+        )
+    if isinstance(model, TaskFaultSpec):
+        _check_lambda_task_state(model.state, f"{where}.{kind}.state")
+    if isinstance(model, Throttle):
+        from .throttling import ThrottleSpecError, check_throttle
+
+        try:
+            check_throttle(model.service, model.operation)
+        except ThrottleSpecError as error:
+            raise ScenarioError(f"{where}.throttle: {error}") from None
     return FaultSpec(kind=kind, arguments=model, at_step=at_step)
+
+
+@cache
+def lambda_task_states() -> tuple[str, ...]:
+    """Return the task states of the synthesized definition that invoke a Lambda function."""
+    from .template import REPO_ROOT, load_resources, synthesize
+
+    template = synthesize(REPO_ROOT / ".sandbox" / "cdk-cache")
+    states = load_resources(template, "us-east-1", "123456789012").definition["States"]
+    return tuple(
+        sorted(
+            name
+            for name, state in states.items()
+            if state["Type"] == "Task" and state["Resource"].startswith("arn:aws:lambda:")
+        )
+    )
+
+
+def _check_lambda_task_state(state: str, where: str) -> None:
+    names = lambda_task_states()
+    if state not in names:
+        raise ScenarioError(
+            f"{where}: {state!r} is not a Lambda task state of the state machine "
+            f"(Lambda task states: {', '.join(names)})"
+        )
 
 
 class LoadedScenario(BaseModel):
@@ -287,42 +505,78 @@ def load_scenario(path: Path, known_environments: set[str]) -> LoadedScenario:
         faults = [
             parse_fault(item, index, len(steps)) for index, item in enumerate(scenario.faults, 1)
         ]
-        _check_consistency(scenario, steps, path.parent)
+        _check_consistency(scenario, steps, path.parent, known_environments)
+        _check_missing_secrets(scenario.environment, faults)
     except ScenarioError as error:
         raise ScenarioError(f"{path}: {error}") from None
     return LoadedScenario(source=str(path), scenario=scenario, steps=steps, faults=faults)
 
 
-def _check_consistency(scenario: Scenario, steps: list[Step], base: Path) -> None:
-    """Reject what would only fail after the sandbox started: a run never pays for a typo."""
+def _check_consistency(
+    scenario: Scenario, steps: list[Step], base: Path, known_environments: set[str]
+) -> None:
+    """Reject what would only fail after the sandbox started: a run never pays for a typo.
+
+    A request id may repeat: the later step repeats the StartExecution of the earlier one, as a
+    retried CI job would.
+    """
     from ..bundle import BundleError, check_structure
 
-    request_ids: dict[str, int] = {}
     for index, step in enumerate(steps, 1):
+        where = f"steps.{index - 1} (step {index})"
+        if step.kind == "stop_execution":
+            target = StopExecutionStep.model_validate(step.arguments).step
+            if target >= index or steps[target - 1].kind != "deploy":
+                raise ScenarioError(
+                    f"{where}.stop_execution.step: step {target} must be an earlier deploy step"
+                )
+            continue
         if step.kind != "deploy":
             continue
         deploy = DeployStep.model_validate(step.arguments)
-        request_id = deploy.request_id or f"r-{index}"
-        if request_id in request_ids:
+        if deploy.environment is not None and deploy.environment not in known_environments:
             raise ScenarioError(
-                f"steps.{index - 1} (step {index}).deploy.request_id: {request_id!r} is already "
-                f"used by step {request_ids[request_id]}; each deploy needs its own request id"
+                f"{where}.deploy.environment: {deploy.environment!r} is not defined in the "
+                f"sample settings (known: {', '.join(sorted(known_environments))})"
             )
-        request_ids[request_id] = index
         if deploy.bundle and not deploy.bundle.startswith("s3://"):
             source = Path(deploy.bundle)
             try:
                 check_structure(source if source.is_absolute() else base / source)
             except BundleError as error:
-                raise ScenarioError(
-                    f"steps.{index - 1} (step {index}).deploy.bundle: {error}"
-                ) from None
+                raise ScenarioError(f"{where}.deploy.bundle: {error}") from None
     for number, expectation in enumerate(scenario.expect):
+        if expectation.step is None:
+            continue
         kind = steps[expectation.step - 1].kind
-        if kind != "deploy":
+        if kind != "deploy" and kind not in RECOVERY_STEPS:
             raise ScenarioError(
                 f"expect.{number}.step: step {expectation.step} is {kind!r}; expectations "
-                "apply to deploy steps"
+                f"apply to deploy steps and to the recovery that a {', '.join(RECOVERY_STEPS)} "
+                "step starts"
+            )
+
+
+def _check_missing_secrets(environment: str, faults: list[FaultSpec]) -> None:
+    """Reject a missing_secret whose key the environment does not require."""
+    from lambdas.common.settings import load_settings
+
+    from .template import REPO_ROOT
+
+    keys = [
+        (index, fault.arguments.key)
+        for index, fault in enumerate(faults)
+        if fault.kind == "missing_secret"
+    ]
+    if not keys:
+        return
+    required = load_settings(REPO_ROOT / "environments.yaml").environment(environment)
+    for index, key in keys:
+        if key not in required.required_secrets:
+            known = ", ".join(sorted(required.required_secrets)) or "none"
+            raise ScenarioError(
+                f"faults.{index}.missing_secret.key: environment {environment} does not require "
+                f"secret {key!r} (required: {known})"
             )
 
 

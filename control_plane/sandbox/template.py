@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from .lambda_runtime import FunctionSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK_NAME = "EbControlPlane"
+STATE_MACHINE_TYPE = "AWS::StepFunctions::StateMachine"
 SYNTH_INPUTS = ("app.py", "cdk.json", "environments.yaml", "control_plane", "lambdas", "infra")
 SYNTH_SKIP_DIRS = {"__pycache__", "sandbox", ".venv", "venv"}
 
@@ -109,6 +110,8 @@ class SandboxResources:
     state_machine_role_arn: str
     definition: dict[str, Any]
     functions: dict[str, FunctionSpec]
+    # Resolved properties of each AWS::Events::Rule, by logical id (see sandbox/events.py).
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def state_machine_arn(self) -> str:
@@ -127,6 +130,9 @@ class _Resolver:
         kind = self.resources[logical_id]["Type"]
         if kind == "AWS::S3::Bucket":
             return f"sandbox-{logical_id.lower()}"[:63]
+        properties = self.resources[logical_id].get("Properties", {})
+        if kind == STATE_MACHINE_TYPE and "StateMachineName" in properties:
+            return str(self.resolve(properties["StateMachineName"]))
         return logical_id
 
     def ref(self, logical_id: str) -> str:
@@ -141,7 +147,7 @@ class _Resolver:
             return pseudo[logical_id]
         if logical_id not in self.resources:
             raise TemplateError(f"Ref to unknown resource {logical_id}")
-        if self.resources[logical_id]["Type"] == "AWS::SNS::Topic":
+        if self.resources[logical_id]["Type"] in ("AWS::SNS::Topic", STATE_MACHINE_TYPE):
             return self.arn(logical_id)
         return self.name(logical_id)
 
@@ -157,6 +163,7 @@ class _Resolver:
             "AWS::CodeBuild::Project": f"arn:aws:codebuild:{region}:{account}:project/{name}",
             "AWS::IAM::Role": f"arn:aws:iam::{account}:role/{name}",
             "AWS::Logs::LogGroup": f"arn:aws:logs:{region}:{account}:log-group:{name}:*",
+            STATE_MACHINE_TYPE: f"arn:aws:states:{region}:{account}:stateMachine:{name}",
         }
         if kind not in arns:
             raise TemplateError(f"no sandbox ARN for {kind} ({logical_id})")
@@ -224,6 +231,11 @@ def load_resources(template_path: Path, region: str, account_id: str) -> Sandbox
             environment={key: str(item) for key, item in variables.items()},
             timeout_seconds=int(properties.get("Timeout", 3)),
         )
+    rules = {
+        logical_id: resolver.resolve(resource["Properties"])
+        for logical_id, resource in resolver.resources.items()
+        if resource["Type"] == "AWS::Events::Rule"
+    }
     return SandboxResources(
         region=region,
         account_id=account_id,
@@ -232,8 +244,10 @@ def load_resources(template_path: Path, region: str, account_id: str) -> Sandbox
         state_bucket=resolver.name(state),
         topic_arn=resolver.arn(resolver.single("AWS::SNS::Topic")),
         codebuild_project=resolver.name(resolver.single("AWS::CodeBuild::Project")),
-        state_machine_name=machine_id,
+        # The template names the state machine, so task roles can refer to its executions.
+        state_machine_name=str(resolver.resolve(machine.get("StateMachineName", machine_id))),
         state_machine_role_arn=resolver.arn(machine["RoleArn"]["Fn::GetAtt"][0]),
         definition=json.loads(resolver.resolve(machine["DefinitionString"])),
         functions=functions,
+        rules=rules,
     )

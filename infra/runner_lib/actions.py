@@ -123,7 +123,8 @@ class Runner:
                 self.stack,
                 self.stack,
             )
-            selected = self.cli.run("stack", "select", "--create", self.stack)
+            # Creating a stack takes its lock, which a concurrent run may hold.
+            selected = self.cli.run_locking("stack", "select", "--create", "--stack", self.stack)
         else:
             raise StackNotSelected(
                 f"stack '{self.stack}' is not in the backend ({self.settings.backend_url}) "

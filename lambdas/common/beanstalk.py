@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from .aws import client
-from .errors import EnvironmentNotReady
+from botocore.exceptions import ClientError
+
+from .aws import client, error_code
 
 # Statuses in which EB is still working on the environment; a deployment waits them out.
 TRANSITIONAL_STATUSES = frozenset(
@@ -63,25 +64,46 @@ def summarize(environment: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def require_ready(region: str, application: str, name: str) -> dict[str, Any] | None:
-    """Return the environment's summary once it is Ready; None when it does not exist.
+def describe_state(summary: dict[str, Any]) -> str:
+    """Describe the status, version and health of a summary, for messages."""
+    health = summary.get("health")
+    if summary.get("healthStatus"):
+        health = f"{health} ({summary['healthStatus']})"
+    return (
+        f"environment {summary.get('name')} is {summary.get('status')} on version "
+        f"{summary.get('versionLabel')}, health {health}"
+    )
 
-    Raises EnvironmentNotReady, which the workflow retries, while EB is still working on it.
-    Every check is logged with the environment's status and health.
+
+def health_causes(region: str, name: str) -> list[str]:
+    """Return the causes EB gives for the environment's health; empty when it gives none.
+
+    DescribeEnvironmentHealth works only with enhanced health reporting. An environment on
+    basic health returns InvalidRequestException, and then there are no causes to report.
     """
     from .observability import logger
 
-    environment = find_environment(region, application, name)
-    if environment is None:
-        logger.info("environment check", extra={"eb_environment": name, "status": "missing"})
-        return None
-    summary = summarize(environment)
-    logger.info("environment check", extra=log_fields(summary))
-    if summary["status"] != "Ready":
-        raise EnvironmentNotReady(
-            f"environment {name} is {summary['status']} (health {summary['health']})"
+    try:
+        response = client("elasticbeanstalk", region).describe_environment_health(
+            EnvironmentName=name, AttributeNames=["Causes"]
         )
-    return summary
+    except ClientError as error:
+        logger.warning(
+            "describe_environment_health failed; reporting no causes",
+            extra={"eb_environment": name, "error_code": error_code(error)},
+        )
+        return []
+    return [str(cause) for cause in response.get("Causes") or []]
+
+
+def events_since(
+    region: str, application: str, name: str, since: datetime
+) -> list[tuple[float, str]]:
+    """Return the date (epoch seconds) and message of each event EB logged since `since`."""
+    response = client("elasticbeanstalk", region).describe_events(
+        ApplicationName=application, EnvironmentName=name, StartTime=since
+    )
+    return [(event["EventDate"].timestamp(), event["Message"]) for event in response["Events"]]
 
 
 def error_events(region: str, application: str, name: str, since: str) -> list[str]:

@@ -20,6 +20,10 @@ class EnvironmentLocked(ControlPlaneError):
     """Another request holds the environment's deployment lock (retried by the workflow)."""
 
 
+class LeaseLost(ControlPlaneError):
+    """The request no longer holds the environment's lease (its fencing token is stale)."""
+
+
 class ConfigurationMissing(ControlPlaneError):
     """A required secret or setting is not set."""
 
@@ -52,6 +56,10 @@ class EnvironmentNotReady(ControlPlaneError):
     """The Elastic Beanstalk environment is not Ready yet (retried by the workflow)."""
 
 
+class WaitTimedOut(ControlPlaneError):
+    """A wait on the environment spent its budget; not retried (see lambdas/common/waits.py)."""
+
+
 class EnvironmentBusy(ControlPlaneError):
     """Elastic Beanstalk refused an update because an operation is in progress (retried)."""
 
@@ -72,10 +80,15 @@ class RollbackFailed(ControlPlaneError):
     """The environment could not be put back on its previous version."""
 
 
+class RecoveryCancelled(ControlPlaneError):
+    """A queued recovery found its environment destroyed on purpose or under maintenance."""
+
+
 # Names of every error that ends an execution in a Fail state of the same name.
 FAILURE_NAMES: tuple[str, ...] = (
     "InvalidRequest",
     "EnvironmentLocked",
+    "LeaseLost",
     "ConfigurationMissing",
     "BundleInvalid",
     "StackNotSelected",
@@ -84,12 +97,14 @@ FAILURE_NAMES: tuple[str, ...] = (
     "UpFailed",
     "OutputsNotAvailable",
     "EnvironmentNotReady",
+    "WaitTimedOut",
     "EnvironmentBusy",
     "VersionConflict",
     "DeploymentFailed",
     "HealthCheckFailed",
     "RolledBack",
     "RollbackFailed",
+    "RecoveryCancelled",
 )
 
 # Fail state for any error outside FAILURE_NAMES (a crashed task, a Step Functions runtime error).

@@ -18,10 +18,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
 )
+
+from .github_settings import GitHubSettings
+from .waits import DEPLOYMENT_WAIT_SECONDS
 
 SECRET_KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*:[A-Za-z][A-Za-z0-9_.-]*$")
 # Hosts where a plain http:// Pulumi Cloud URL is accepted: a local stand-in, never a remote API.
@@ -48,6 +52,45 @@ class SecretSource(BaseModel):
 
     source: Literal["ssm"] = Field(description="ssm: an SSM Parameter Store SecureString")
     name: str = Field(min_length=1, pattern=r"^/[A-Za-z0-9_.\-/]+$")
+
+
+class HealthSettings(BaseModel):
+    """The Elastic Beanstalk health that counts as healthy for a deployment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    accept_yellow: StrictBool = Field(
+        default=False,
+        description=(
+            "true: Yellow (Warning) counts as healthy once it has lasted settling_seconds; "
+            "false: only Green does"
+        ),
+    )
+    settling_seconds: int = Field(
+        default=120,
+        ge=0,
+        le=DEPLOYMENT_WAIT_SECONDS // 2,
+        description=(
+            "how long the environment must stay Ready and Yellow or better before Yellow is "
+            f"accepted; at most half of the {DEPLOYMENT_WAIT_SECONDS} s deployment wait"
+        ),
+    )
+
+
+class RecoverySettings(BaseModel):
+    """Automatic recovery of a terminated environment, and its circuit breaker."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        default=True, description="false: a terminated environment waits for an operator"
+    )
+    max_recoveries: int = Field(
+        default=3,
+        ge=1,
+        description="recoveries within window_seconds after which the circuit breaker opens",
+    )
+    window_seconds: int = Field(default=3600, ge=60)
 
 
 class EnvironmentSettings(BaseModel):
@@ -78,6 +121,14 @@ class EnvironmentSettings(BaseModel):
         ),
     )
     eb_application: str = Field(min_length=1, max_length=100)
+    eb_environment: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{2,38}[A-Za-z0-9]$",
+        description=(
+            "EB environment name; by default <pulumi_project>-<pulumi_stack>, the name the "
+            "Pulumi program in infra/ gives it"
+        ),
+    )
     health_path: str = Field(default="/health", pattern=r"^/")
     required_secrets: dict[str, SecretSource] = Field(default_factory=dict)
     infra_check: Literal["always", "auto", "never"] = Field(
@@ -96,6 +147,13 @@ class EnvironmentSettings(BaseModel):
             "application versions kept, besides those in use, when EB's version quota is hit"
         ),
     )
+    recovery: RecoverySettings = Field(default_factory=RecoverySettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+
+    @property
+    def eb_environment_name(self) -> str:
+        """Return the EB environment's name, which EventBridge events carry."""
+        return self.eb_environment or f"{self.pulumi_project}-{self.pulumi_stack}"
 
     @field_validator("backend_url")
     @classmethod
@@ -149,6 +207,10 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     environments: dict[str, EnvironmentSettings] = Field(min_length=1)
+    github: GitHubSettings | None = Field(
+        default=None,
+        description="GitHub Actions jobs that may deploy through the OIDC role; none without it",
+    )
 
     @field_validator("environments")
     @classmethod

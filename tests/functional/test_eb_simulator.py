@@ -290,6 +290,34 @@ def test_name_reusable_after_termination_with_new_id(harness):
     assert harness.describe(IncludeDeleted=False)["EnvironmentId"] == second["EnvironmentId"]
 
 
+def test_terminated_twin_listed_beside_live_environment(harness):
+    live = harness.launch_ready("v1")
+
+    harness.sim.list_terminated_twin()
+
+    listed = harness.client.describe_environments(EnvironmentNames=[ENV])["Environments"]
+    assert [environment["Status"] for environment in listed] == ["Terminated", "Ready"]
+    assert listed[0]["EnvironmentId"] != live["EnvironmentId"]
+    assert harness.describe(IncludeDeleted=False)["EnvironmentId"] == live["EnvironmentId"]
+    harness.clock.advance(3600 + 1)
+    after_an_hour = harness.client.describe_environments(EnvironmentNames=[ENV])["Environments"]
+    assert [environment["Status"] for environment in after_an_hour] == ["Ready"]
+
+
+def test_terminated_twin_waits_for_next_environment(harness):
+    harness.sim.list_terminated_twin()
+    assert harness.client.describe_environments()["Environments"] == []
+
+    harness.add_version("v1")
+    created = harness.launch("v1")
+
+    listed = harness.client.describe_environments(EnvironmentNames=[ENV])["Environments"]
+    assert [environment["Status"] for environment in listed] == ["Terminated", "Launching"]
+    assert listed[1]["EnvironmentId"] == created["EnvironmentId"]
+    harness.launch("v1", name="shop-other")
+    assert len(harness.client.describe_environments()["Environments"]) == 3
+
+
 def test_abort_update_restores_previous_version(harness):
     harness.launch_ready("v1")
     harness.add_version("v2")

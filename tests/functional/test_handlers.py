@@ -31,6 +31,7 @@ from lambdas.common.errors import (
     OutputsNotAvailable,
     VersionConflict,
 )
+from lambdas.common.lease import Lease
 from lambdas.common.settings import current_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -80,10 +81,14 @@ def event(bundle: str, **extra: Any) -> dict[str, Any]:
         "healthPath": "/health",
         "secrets": {},
     }
+    execution = "arn:aws:states:us-east-1:123456789012:execution:m:dev-r-1"
+    # The mutating tasks check the lease; r-1 takes it once and gets the same token again.
+    lock = Lease("dev", "r-1", execution, 1_000).acquire()
     return {
         "request": {"environment": "dev", "version": "v1", "bundle": bundle, "requestId": "r-1"},
-        "executionArn": "arn:aws:states:us-east-1:123456789012:execution:m:dev-r-1",
+        "executionArn": execution,
         "target": target,
+        "lock": lock,
         **extra,
     }
 

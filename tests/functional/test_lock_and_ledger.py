@@ -8,8 +8,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambdas.common import aws, store
-from lambdas.common.errors import EnvironmentLocked
+from lambdas.common import aws, clock, lease, store
+from lambdas.common.errors import EnvironmentLocked, LeaseLost
 
 
 @pytest.fixture
@@ -33,12 +33,26 @@ def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         aws.client.cache_clear()
 
 
+RUNNING = {"arn:1": "RUNNING", "arn:2": "RUNNING", "arn:3": "RUNNING", "arn:4": "RUNNING"}
+
+
+def request(
+    request_id: str, queued_at_ms: int, environment: str = "dev", statuses: dict | None = None
+) -> lease.Lease:
+    """A lease handle for `request_id`, whose execution started at `queued_at_ms`."""
+    arn = f"arn:{request_id.split('-')[1]}"
+    known = RUNNING if statuses is None else statuses
+    return lease.Lease(
+        environment, request_id, arn, queued_at_ms, execution_status=lambda arn: known.get(arn)
+    )
+
+
 def test_lock_is_exclusive_per_environment(table: str) -> None:
-    first = store.acquire_lock("dev", "r-1", "arn:1")
+    first = request("r-1", 1000).acquire()
 
     with pytest.raises(EnvironmentLocked) as raised:
-        store.acquire_lock("dev", "r-2", "arn:2")
-    other = store.acquire_lock("staging", "r-3", "arn:3")
+        request("r-2", 2000).acquire()
+    other = request("r-3", 3000, environment="staging").acquire()
 
     assert first["token"] == 1
     assert other["token"] == 1
@@ -47,33 +61,144 @@ def test_lock_is_exclusive_per_environment(table: str) -> None:
 
 
 def test_fencing_token_grows_with_each_acquisition(table: str) -> None:
-    store.acquire_lock("dev", "r-1", "arn:1")
-    store.release_lock("dev", "r-1")
+    request("r-1", 1000).acquire()
+    lease.release_lock("dev", "r-1")
 
-    second = store.acquire_lock("dev", "r-2", "arn:2")
+    second = request("r-2", 2000).acquire()
 
     assert second["token"] == 2
 
 
-def test_only_the_holder_releases(table: str) -> None:
-    store.acquire_lock("dev", "r-1", "arn:1")
+def test_a_retried_acquisition_keeps_the_same_token(table: str) -> None:
+    first = request("r-1", 1000).acquire()
 
-    released_by_other = store.release_lock("dev", "r-2")
-    released_by_holder = store.release_lock("dev", "r-1")
+    again = request("r-1", 1000).acquire()
+
+    assert again["token"] == first["token"] == 1
+
+
+def test_only_the_holder_releases(table: str) -> None:
+    request("r-1", 1000).acquire()
+
+    released_by_other = lease.release_lock("dev", "r-2")
+    released_by_holder = lease.release_lock("dev", "r-1")
 
     assert released_by_other is False
     assert released_by_holder is True
-    assert store.read_lock("dev") is None
+    assert lease.read_lock("dev") is None
 
 
-def test_expired_lease_can_be_taken(table: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    store.acquire_lock("dev", "r-1", "arn:1")
-    real_time = store.time.time
-    monkeypatch.setattr(store.time, "time", lambda: real_time() + store.LOCK_LEASE_SECONDS + 1)
+def test_newer_queued_request_supersedes_the_older_one(table: str) -> None:
+    request("r-1", 1000).acquire()
+    with pytest.raises(EnvironmentLocked):
+        request("r-2", 2000).acquire()
+    with pytest.raises(EnvironmentLocked):
+        request("r-3", 5000).acquire()
 
-    taken = store.acquire_lock("dev", "r-2", "arn:2")
+    older = request("r-2", 2000).acquire()
+    lease.release_lock("dev", "r-1")
+    older_after_release = request("r-2", 2000).acquire()
+    newest = request("r-3", 5000).acquire()
+
+    assert older == {"superseded": True, "by": "r-3"}
+    assert older_after_release == {"superseded": True, "by": "r-3"}
+    assert newest["token"] == 2
+
+
+def test_older_request_arriving_late_is_superseded_by_the_newer_queued_one(table: str) -> None:
+    request("r-1", 1000).acquire()
+    with pytest.raises(EnvironmentLocked):
+        request("r-3", 5000).acquire()
+
+    # r-2 started before r-3 but its first attempt runs after r-3 queued.
+    late = request("r-2", 2000).acquire()
+
+    assert late == {"superseded": True, "by": "r-3"}
+
+
+def test_request_older_than_a_free_lease_holder_is_superseded(table: str) -> None:
+    request("r-3", 5000).acquire()
+
+    older = request("r-2", 2000).acquire()
+
+    assert older == {"superseded": True, "by": "r-3"}
+
+
+def test_the_holder_is_never_preempted_by_a_newer_request(table: str) -> None:
+    request("r-1", 1000).acquire()
+
+    with pytest.raises(EnvironmentLocked):
+        request("r-2", 2000).acquire()
+
+    assert lease.read_lock("dev")["holder"]["S"] == "r-1"
+
+
+def test_lease_of_a_holder_whose_execution_ended_is_taken_over(table: str) -> None:
+    request("r-1", 1000).acquire()
+    statuses = {**RUNNING, "arn:1": "FAILED"}
+
+    taken = request("r-2", 2000, statuses=statuses).acquire()
 
     assert taken["token"] == 2
+    assert lease.read_lock("dev")["holder"]["S"] == "r-2"
+    (abandoned,) = store.ledger_records("dev")
+    assert abandoned["requestId"] == "r-1"
+    assert abandoned["errorName"] == "ExecutionFailed"
+    assert "ended FAILED while it held the lease" in abandoned["cause"]
+    assert "request r-2 took the lease over" in abandoned["cause"]
+
+
+def test_unreadable_holder_status_waits_instead_of_taking_over(table: str) -> None:
+    request("r-1", 1000).acquire()
+
+    with pytest.raises(EnvironmentLocked):
+        request("r-2", 2000, statuses={}).acquire()
+
+
+def test_lease_expiry_is_in_epoch_seconds_and_a_dead_holders_lease_expires(
+    table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = 1_790_000_000.0
+    monkeypatch.setattr(clock, "_source", lambda: start)
+    request("r-1", 1000, statuses={}).acquire()
+    expires = int(lease.read_lock("dev")["expiresAt"]["N"])
+    # The holder's status cannot be read, so only expiry frees the lease.
+    with pytest.raises(EnvironmentLocked):
+        request("r-2", 2000, statuses={}).acquire()
+    monkeypatch.setattr(clock, "_source", lambda: start + lease.LOCK_LEASE_SECONDS + 1)
+
+    taken = request("r-2", 2000, statuses={}).acquire()
+
+    assert expires == int(start) + lease.LOCK_LEASE_SECONDS
+    assert len(str(expires)) == 10  # seconds, not milliseconds
+    assert taken["token"] == 2
+
+
+def test_fence_check_passes_for_the_holder_and_renews_the_lease(
+    table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(clock, "_source", lambda: 1_790_000_000.0)
+    token = request("r-1", 1000).acquire()["token"]
+    monkeypatch.setattr(clock, "_source", lambda: 1_790_000_600.0)
+
+    lease.check_fence("dev", "r-1", {"token": token})
+
+    assert int(lease.read_lock("dev")["expiresAt"]["N"]) == (
+        1_790_000_600 + lease.LOCK_LEASE_SECONDS
+    )
+
+
+def test_fence_check_stops_a_task_with_a_stale_token(table: str) -> None:
+    request("r-1", 1000).acquire()
+    statuses = {**RUNNING, "arn:1": "ABORTED"}
+    request("r-2", 2000, statuses=statuses).acquire()
+
+    with pytest.raises(LeaseLost) as raised:
+        lease.check_fence("dev", "r-1", {"token": 1})
+    with pytest.raises(LeaseLost):
+        lease.check_fence("dev", "r-2", None)
+
+    assert "held by r-2 with token 2" in str(raised.value)
 
 
 def test_ledger_keeps_one_record_per_request(table: str) -> None:
@@ -93,11 +218,11 @@ def test_ledger_keeps_one_record_per_request(table: str) -> None:
 
 def test_operator_release_only_frees_the_holder_seen(table: str) -> None:
     dynamodb = store.client("dynamodb")
-    store.acquire_lock("dev", "r-1", "arn:1")
+    request("r-1", 1000).acquire()
 
-    stale = store.force_release_lock("dev", "r-0", table, dynamodb)
-    current = store.force_release_lock("dev", "r-1", table, dynamodb)
+    stale = lease.force_release_lock("dev", "r-0", table, dynamodb)
+    current = lease.force_release_lock("dev", "r-1", table, dynamodb)
 
     assert stale is False
     assert current is True
-    assert store.read_lock("dev", table, dynamodb) is None
+    assert lease.read_lock("dev", table, dynamodb) is None

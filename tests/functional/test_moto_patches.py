@@ -1,6 +1,8 @@
 """Pins the AWS behaviour the sandbox patches into moto's Step Functions interpreter.
 
 - Retry intervals and Wait states cost virtual time, not wall time.
+- Full jitter draws from a seeded generator, and `$$.State.EnteredTime` is virtual time that
+  stays the same across the Retry attempts of one state entry.
 - codebuild:startBuild.sync takes PascalCase parameters, returns {"Build": {...}} with
   PascalCase keys, and a failed build fails the task with States.TaskFailed whose cause is
   the build as JSON.
@@ -11,11 +13,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from control_plane.executions import wait_for_execution
+from control_plane.sandbox.moto_patches import jitter_fraction
 from control_plane.sandbox.sandbox import Sandbox, SandboxOptions
 
 
@@ -133,3 +137,66 @@ def test_codebuild_sync_follows_aws(
         assert description["status"] == "FAILED"
         assert description["error"] == "States.TaskFailed"
         assert json.loads(description["cause"])["Build"]["BuildStatus"] == "FAILED"
+
+
+def test_full_jitter_is_seeded_and_entered_time_is_kept(sandbox: Sandbox) -> None:
+    """Jittered retry delays come from the seeded generator, and every attempt of one state
+    entry sees the same virtual `$$.State.EnteredTime`."""
+    interval, backoff, cap, retries = 10, 2, 15, 3
+    definition = {
+        "StartAt": "Broken",
+        "States": {
+            "Broken": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::codebuild:startBuild.sync",
+                "Parameters": {
+                    "ProjectName": "no-such-project",
+                    "SourceVersion.$": "$$.State.EnteredTime",
+                },
+                "Retry": [
+                    {
+                        "ErrorEquals": ["States.ALL"],
+                        "IntervalSeconds": interval,
+                        "MaxAttempts": retries,
+                        "BackoffRate": backoff,
+                        "MaxDelaySeconds": cap,
+                        "JitterStrategy": "FULL",
+                    }
+                ],
+                "End": True,
+            }
+        },
+    }
+    before = sandbox.clock.now()
+
+    result, _ = run_definition(sandbox, "jitter-test", definition)
+
+    arn = result["description"]["executionArn"]
+    expected_delays = [
+        min(interval * backoff**attempt, cap) * jitter_fraction(arn, "Broken", attempt)
+        for attempt in range(retries)
+    ]
+    assert result["report"].status == "FAILED"
+    assert sandbox.clock.now() - before == pytest.approx(sum(expected_delays))
+    # Full jitter: each delay lies between 0 and its capped interval, here 10, 15 and 15 s.
+    assert all(0 <= delay <= cap for delay in expected_delays)
+    assert len(set(expected_delays)) == retries
+    history = sandbox.client("stepfunctions").get_execution_history(executionArn=arn)["events"]
+    scheduled = [
+        json.loads(event["taskScheduledEventDetails"]["parameters"])
+        for event in history
+        if event["type"] == "TaskScheduled"
+    ]
+    assert len(scheduled) == retries + 1
+    entered = {parameters["SourceVersion"] for parameters in scheduled}
+    assert len(entered) == 1
+    assert datetime.fromisoformat(entered.pop()).timestamp() == pytest.approx(before)
+
+
+def test_jitter_fraction_is_the_same_for_the_same_attempt() -> None:
+    first = jitter_fraction("arn:execution:a", "WaitForDeployment", 3)
+
+    assert jitter_fraction("arn:execution:a", "WaitForDeployment", 3) == first
+    assert jitter_fraction("arn:execution:a", "WaitForDeployment", 4) != first
+    assert jitter_fraction("arn:execution:b", "WaitForDeployment", 3) != first
+    assert 0 <= first < 1

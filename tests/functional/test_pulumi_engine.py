@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,13 @@ from moto.elasticbeanstalk.responses import EBResponse
 from moto.server import ThreadedMotoServer
 
 from control_plane.sandbox.pulumi_engine.aws import USER_AGENT_MARKER, ClientFactory
+from control_plane.sandbox.pulumi_engine.backend import BackendUrl, DiyBackend
+from control_plane.sandbox.pulumi_engine.backend_faults import (
+    BackendFaultError,
+    interrupt_environment_create,
+    wipe_stack_outputs,
+    write_lock_file,
+)
 from control_plane.sandbox.pulumi_engine.cli import main
 from control_plane.sandbox.pulumi_engine.crypto import crypter_from_salt_state, new_salt_state
 
@@ -771,3 +779,112 @@ def test_unknown_flag_rejected(engine: Engine) -> None:
 
     assert result.code == 2
     assert "unknown flag: --bogus" in result.stderr
+
+
+# faults injected into the backend ---------------------------------------------------------
+
+
+def fault_backend(engine: Engine) -> DiyBackend:
+    """Return the backend as the sandbox's fault injection uses it, with its own S3 client."""
+    return DiyBackend(BackendUrl.parse(f"s3://{engine.bucket}"), "webapp", engine.s3)
+
+
+def test_injected_lock_blocks_up_naming_owner(engine: Engine) -> None:
+    engine.deploy()
+    created = datetime(2026, 1, 1, 8, 30, tzinfo=UTC)
+    key = write_lock_file(
+        fault_backend(engine), "dev", username="deployer", hostname="ci-2", pid=77, created=created
+    )
+
+    result = engine.run("up", "--yes", "--skip-preview")
+
+    assert key.startswith(".pulumi/locks/organization/webapp/dev/")
+    assert result.code == 1
+    assert "the stack is currently locked by 1 lock(s)" in result.stderr
+    assert f"{key}: created by deployer@ci-2 (pid 77) at 2026-01-01T08:30:00Z" in result.stderr
+
+
+def test_injected_lock_creates_missing_stack(engine: Engine) -> None:
+    write_lock_file(
+        fault_backend(engine),
+        "dev",
+        username="deployer",
+        hostname="ci-2",
+        pid=77,
+        created=datetime.now(UTC),
+    )
+
+    listing = json.loads(engine.ok("stack", "ls", "--json").stdout)
+    result = engine.run("stack", "select", "dev")
+
+    assert [entry["name"] for entry in listing] == ["dev"]
+    assert listing[0]["updateInProgress"] is True
+    assert result.code == 0, result.stderr
+
+
+def test_interrupted_create_leaves_pending_environment(engine: Engine) -> None:
+    engine.deploy()
+    environment = engine.resources()[ENV_URN]
+
+    urn = interrupt_environment_create(fault_backend(engine), "dev")
+
+    latest = engine.checkpoint()["checkpoint"]["latest"]
+    assert urn == ENV_URN
+    assert ENV_URN not in engine.resources()
+    assert len(latest["pending_operations"]) == 1
+    pending = latest["pending_operations"][0]
+    assert pending["type"] == "creating"
+    assert pending["resource"]["inputs"] == environment["inputs"]
+    assert "id" not in pending["resource"]
+    assert "outputs" not in pending["resource"]
+    warning = engine.run("preview")
+    assert "1 pending operations from previous deployment" in warning.stdout
+
+
+def test_wiped_outputs_come_back_with_up(engine: Engine) -> None:
+    engine.deploy()
+    resources_before = set(engine.resources())
+
+    names = wipe_stack_outputs(fault_backend(engine), "dev")
+    wiped = json.loads(engine.ok("stack", "output", "--json").stdout)
+    result = engine.ok("up", "--yes", "--skip-preview")
+    restored = json.loads(engine.ok("stack", "output", "--json").stdout)
+
+    assert set(names) >= EXPORTS
+    assert wiped == {}
+    assert set(engine.resources()) == resources_before
+    assert " created" not in result.stdout
+    assert restored["ebEnvironmentName"] == "webapp-dev"
+    assert len(engine.eb.describe_environments()["Environments"]) == 1
+
+
+def test_backend_faults_need_a_deployed_stack(engine: Engine) -> None:
+    backend = fault_backend(engine)
+
+    with pytest.raises(BackendFaultError, match="no checkpoint yet"):
+        wipe_stack_outputs(backend, "dev")
+    with pytest.raises(BackendFaultError, match="no checkpoint yet"):
+        interrupt_environment_create(backend, "dev")
+
+
+def test_preview_prints_requested_program_output(engine: Engine) -> None:
+    engine.deploy()
+
+    result = engine.run(
+        "preview", "--json", "--expect-no-changes", CONTROL_PLANE_ENGINE_PREVIEW_OUTPUT_KIB="64"
+    )
+
+    assert result.code == 0, result.stderr
+    digest = result.digest()
+    info = [d for d in digest["diagnostics"] if d["severity"] == "info"]
+    assert sum(len(d["message"]) for d in info) >= 64 * 1024
+    assert {d["urn"] for d in info} == {STACK_URN}
+    assert "update" not in digest["changeSummary"]
+    assert len(result.stdout) >= 64 * 1024
+
+
+def test_preview_output_size_must_be_a_number(engine: Engine) -> None:
+    result = engine.run("preview", CONTROL_PLANE_ENGINE_PREVIEW_OUTPUT_KIB="lots")
+
+    assert result.code == 2
+    assert "CONTROL_PLANE_ENGINE_PREVIEW_OUTPUT_KIB='lots' is invalid" in result.stderr

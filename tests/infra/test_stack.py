@@ -1,7 +1,8 @@
 """Infra tier: the synthesized CloudFormation template and the state machine definition in it.
 
 The retry numbers asserted here are the contract: outputs are re-read 5 times 10 s apart and
-readiness is checked 30 times 20 s apart.
+readiness is polled with backoff and full jitter until each wait's deadline, with at most
+160 retries as a backstop.
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ def retry_for(state: dict[str, Any], error: str) -> dict[str, Any]:
     return next(rule for rule in state.get("Retry", []) if error in rule["ErrorEquals"])
 
 
+def catches(state: dict[str, Any], error: str) -> bool:
+    return any(
+        error in catch["ErrorEquals"] or "States.ALL" in catch["ErrorEquals"]
+        for catch in state.get("Catch", [])
+    )
+
+
 def test_one_state_machine_with_tracing_and_quiet_logs(template: dict[str, Any]) -> None:
     machines = resources_of(template, "AWS::StepFunctions::StateMachine")
 
@@ -65,14 +73,39 @@ def test_outputs_are_retried_five_times_ten_seconds_apart(states: dict[str, Any]
     assert fallback["Next"] == "FallbackOutputs"
 
 
-@pytest.mark.parametrize("state", ["WaitForEnvironment", "WaitForDeployment"])
-def test_readiness_is_checked_thirty_times_twenty_seconds_apart(
-    states: dict[str, Any], state: str
-) -> None:
+@pytest.mark.parametrize("state", ["WaitForEnvironment", "WaitForDeployment", "WaitForRollback"])
+def test_readiness_polls_with_backoff_and_full_jitter(states: dict[str, Any], state: str) -> None:
     rule = retry_for(states[state], "EnvironmentNotReady")
+
+    assert rule["IntervalSeconds"] == 10
+    assert rule["BackoffRate"] == 1.5
+    assert rule["MaxDelaySeconds"] == 30
+    assert rule["JitterStrategy"] == "FULL"
+    # A backstop: the deadline ends the wait first. Jittered intervals average 15 s, so 160
+    # retries are twice what an average 1200 s wait needs.
+    assert rule["MaxAttempts"] == 160
+
+
+@pytest.mark.parametrize("state", ["WaitForEnvironment", "WaitForDeployment", "WaitForRollback"])
+def test_readiness_waits_receive_the_state_entered_time(states: dict[str, Any], state: str) -> None:
+    parameters = states[state]["Parameters"]
+
+    assert parameters["waitStartedAt.$"] == "$$.State.EnteredTime"
+
+
+def test_wait_deadline_is_not_retried(states: dict[str, Any]) -> None:
+    for name in ("WaitForEnvironment", "WaitForDeployment", "WaitForRollback"):
+        retried = {error for rule in states[name]["Retry"] for error in rule["ErrorEquals"]}
+        assert "WaitTimedOut" not in retried, name
+        assert catches(states[name], "WaitTimedOut"), name
+
+
+def test_transition_wait_keeps_thirty_checks_twenty_seconds_apart(states: dict[str, Any]) -> None:
+    rule = retry_for(states["WaitForTransition"], "EnvironmentNotReady")
 
     assert rule["MaxAttempts"] + 1 == 30
     assert rule["IntervalSeconds"] == 20
+    assert "JitterStrategy" not in rule
 
 
 def test_pulumi_runs_in_codebuild_synchronously(states: dict[str, Any]) -> None:
@@ -105,7 +138,13 @@ def test_every_failure_ends_in_a_fail_state_of_its_name(states: dict[str, Any]) 
 def test_every_task_after_validation_catches_into_the_failure_path(
     states: dict[str, Any],
 ) -> None:
-    closing = {"ReleaseLock", "Record", "ReleaseLockAfterFailure", "RecordFailure"}
+    closing = {
+        "ReleaseLock",
+        "Record",
+        "RecordSuperseded",
+        "ReleaseLockAfterFailure",
+        "RecordFailure",
+    }
     for name, state in states.items():
         if state["Type"] != "Task" or name in closing:
             continue
@@ -121,10 +160,16 @@ def test_every_task_after_validation_catches_into_the_failure_path(
 
 
 def test_failures_after_the_update_started_roll_back(states: dict[str, Any]) -> None:
+    def catch_all(name: str) -> dict[str, Any]:
+        return next(c for c in states[name]["Catch"] if c["ErrorEquals"] == ["States.ALL"])
+
     for name in ("WaitForDeployment", "VerifyHealth"):
-        assert [catch["Next"] for catch in states[name]["Catch"]] == ["CanRollBack"], name
+        assert catch_all(name)["Next"] == "CanRollBack", name
+        # A task Lambda could not finish is named in the cause on its way to the rollback.
+        assert states[f"Mark{name}Unfinished"]["Next"] == "CanRollBack", name
     for name in ("Rollback", "WaitForRollback", "VerifyRollback"):
-        assert states[name]["Catch"][0]["Next"] == "MarkRollbackFailed", name
+        assert catch_all(name)["Next"] == "MarkRollbackFailed", name
+        assert states[f"Mark{name}Unfinished"]["Next"] == "MarkRollbackFailed", name
     assert states["CanRollBack"]["Default"] == "NothingToRollBack"
     assert states["MarkRolledBack"]["Parameters"]["Error"] == "RolledBack"
 

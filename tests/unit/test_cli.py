@@ -49,9 +49,9 @@ VALID_HEAD = "name: x\nenvironment: dev\n"
         ),
         ("steps:\n  - jump: {}\nexpect:\n  - {step: 1}\n", "unknown step 'jump'"),
         (
-            "steps:\n  - deploy: {version: v1}\nfaults:\n  - lost_events: {}\n"
+            "steps:\n  - deploy: {version: v1}\nfaults:\n  - lost_event: {}\n"
             "expect:\n  - {step: 1}\n",
-            "fault 'lost_events' is not supported",
+            "unknown fault 'lost_event'",
         ),
         ("steps:\n  - deploy: {version: v1}\nexpect:\n  - {step: 2}\n", "expect refers to step 2"),
         (
@@ -332,7 +332,7 @@ def test_rerun_request_reports_recorded_outcome(runner: CliRunner, moto_target: 
     result = runner.invoke(main, deploy_arguments("v1", "r-1"))
 
     assert result.exit_code == 20
-    assert f"request r-1 already ran as execution {arn}" in result.output
+    assert f"request r-1 already started execution {arn}" in result.output
     assert "outcome      VersionConflict" in result.output
     assert "plan         None" in result.output
 
@@ -344,7 +344,7 @@ def test_rerun_request_for_other_version_exits_2(runner: CliRunner, moto_target:
 
     assert result.exit_code == 2
     assert "already ran for version 'v1'" in result.output
-    assert "pass a new --request-id" in result.output
+    assert "pass a new request id" in result.output
 
 
 def test_ctrl_c_names_the_running_execution(

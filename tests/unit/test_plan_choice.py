@@ -57,3 +57,17 @@ def test_infra_check_policy(policy: str, last_run: dict | None, plan: str) -> No
 
     assert chosen == plan
     assert reason
+
+
+@pytest.mark.parametrize(("policy", "plan"), [("auto", "check-drift"), ("never", "none")])
+def test_pending_operations_defeat_fast_path(policy: str, plan: str) -> None:
+    # GIVEN a recent clean run of the same program, and 1 pending operation left by a
+    # Pulumi run that was killed afterwards
+    settings = EnvironmentSettings.model_validate({**BASE, "infra_check": policy})
+    last_run = {"fingerprint": "abc", "checkedAt": 1000}
+
+    chosen, reason = apply_policy(settings, "abc", last_run, now=1200, pending_operations=1)
+
+    assert chosen == plan
+    if policy == "auto":
+        assert "1 pending operation(s)" in reason

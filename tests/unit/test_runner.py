@@ -1076,7 +1076,24 @@ def test_missing_stack_created_from_stack_file(fake: FakePulumi, aws: Any) -> No
     code, _, _ = run(fake, aws)
 
     assert code == 0
-    assert fake.argvs("stack")[1] == ["stack", "select", "--create", "dev"]
+    assert fake.argvs("stack")[1] == ["stack", "select", "--create", "--stack", "dev"]
+
+
+def test_stack_creation_locked_gives_stack_locked(fake: FakePulumi, aws: Any) -> None:
+    # GIVEN a stack that is not in the backend yet, whose lock another run holds: the CLI
+    # takes the stack lock to create a stack
+    fake.respond("stack ls", ok("[]"))
+    fake.respond("stack select", fail(LOCK_ERROR))
+
+    code, result, sleeps = run(fake, aws)
+
+    assert code == 1
+    assert result["error"]["name"] == "StackLocked"
+    assert "held by ci@builder (pid 42)" in result["error"]["message"]
+    assert "pulumi cancel --stack dev --yes" in result["error"]["message"]
+    assert len([argv for argv in fake.argvs("stack") if "select" in argv]) == 4
+    assert sleeps == [10, 20, 40]
+    assert fake.argvs("up") == []
 
 
 def test_unknown_stack_rejected(fake: FakePulumi, aws: Any) -> None:

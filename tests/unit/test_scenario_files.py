@@ -44,9 +44,22 @@ def load_text(tmp_path: Path, text: str | bytes) -> None:
             "expectations apply to deploy steps",
         ),
         (
-            "steps:\n  - deploy: {version: v1, request_id: a}\n"
-            "  - deploy: {version: v2, request_id: a}\nexpect:\n  - {step: 2}\n",
-            "'a' is already used by step 1",
+            "steps:\n  - wait_all: {}\n  - stop_execution: {step: 1}\n"
+            "  - deploy: {version: v1}\nexpect:\n  - {step: 3}\n",
+            "step 1 must be an earlier deploy step",
+        ),
+        (
+            "steps:\n  - deploy: {version: v1, environment: qa}\nexpect:\n  - {step: 1}\n",
+            "deploy.environment: 'qa' is not defined",
+        ),
+        (
+            "steps:\n  - deploy: {version: v1}\nexpect:\n  - {plan: none}\n",
+            "name the step it checks",
+        ),
+        (
+            "steps:\n  - deploy: {version: v1}\n"
+            "expect:\n  - {outcomes: {Deployed: 1}, plan: none}\n",
+            "without a step only `outcomes` can be checked",
         ),
         (
             "steps:\n  - deploy: {version: v1, bundle: no-such-folder}\nexpect:\n  - {step: 1}\n",
@@ -82,3 +95,67 @@ def test_names_are_unique_in_the_suite() -> None:
     check_unique_names(loaded)
     with pytest.raises(ScenarioError, match="is also used by"):
         check_unique_names([*loaded, loaded[0]])
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (
+            "throttle: {service: beanstalk, operation: DescribeEnvironments, times: 1}",
+            "faults.0.throttle: .*did you mean elasticbeanstalk",
+        ),
+        (
+            "throttle: {service: elasticbeanstalk, operation: describe_environments, times: 1}",
+            "did you mean DescribeEnvironments",
+        ),
+        (
+            "throttle: {service: elasticbeanstalk, operation: DescribeEnvironments, times: 0}",
+            "times",
+        ),
+        ("task_crash: {state: Prefligth, times: 1}", r"faults.0.task_crash.state: .*Preflight"),
+        ("task_timeout: {state: RunPulumi, times: 1}", "'RunPulumi' is not a Lambda task state"),
+    ],
+)
+def test_invalid_call_fault_names_the_problem(tmp_path: Path, fault: str, message: str) -> None:
+    text = f"steps:\n  - deploy: {{version: v1}}\nfaults:\n  - {fault}\nexpect:\n  - {{step: 1}}\n"
+
+    with pytest.raises(ScenarioError, match=message):
+        load_text(tmp_path, "name: x\nenvironment: dev\n" + text)
+
+
+@pytest.mark.parametrize(
+    ("faults", "message"),
+    [
+        (
+            "  - {pending_operations: {}, at_step: 1}\n",
+            "pending_operations edits the stack's Pulumi checkpoint",
+        ),
+        ("  - {outputs_wiped: {}, at_step: 1}\n", "outputs_wiped edits the stack's Pulumi"),
+        ("  - {stack_locked: {runs: 0}}\n", "stack_locked"),
+        ("  - {stale_lock: {age_seconds: -5}}\n", "stale_lock"),
+        ("  - {large_preview: {kilobytes: 0}}\n", "large_preview"),
+        (
+            "  - {missing_secret: {key: 'db:user'}}\n",
+            "does not require secret 'db:user' \\(required: db:password\\)",
+        ),
+        ("  - {stale_terminated_environment: {age: 1}}\n", "stale_terminated_environment"),
+    ],
+)
+def test_invalid_stack_fault_is_rejected(tmp_path: Path, faults: str, message: str) -> None:
+    steps = "steps:\n  - deploy: {version: v1}\n  - deploy: {version: v2, request_id: r-2}\n"
+
+    with pytest.raises(ScenarioError, match=message):
+        load_text(
+            tmp_path,
+            f"name: x\nenvironment: dev\n{steps}faults:\n{faults}expect:\n  - {{step: 2}}\n",
+        )
+
+
+def test_missing_secret_needs_a_required_key(tmp_path: Path) -> None:
+    text = (
+        "name: x\nenvironment: staging\nsteps:\n  - deploy: {version: v1}\n"
+        "faults:\n  - missing_secret: {key: 'db:password'}\nexpect:\n  - {step: 1}\n"
+    )
+
+    with pytest.raises(ScenarioError, match="required: none"):
+        load_text(tmp_path, text)

@@ -64,6 +64,9 @@ def create_environment(context: OperationContext, request: dict[str, Any]) -> di
         health_status="Pending",
     )
     state.environments.append(environment)
+    if state.terminated_twin_pending:
+        state.terminated_twin_pending = False
+        state.add_terminated_twin(environment, context.now)
     state.tags[environment.arn] = tag_pairs_to_dict(request.get("Tags", []))
     context.lifecycle.begin_launch(environment, context.now, context.request_id)
     return describe_environment(environment)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from control_plane.sandbox.eb import events
 from control_plane.sandbox.eb.app_host import AppHost, AppStartError
+from control_plane.sandbox.eb.health import HealthPhase
 from control_plane.sandbox.eb.state import TRANSITIONAL_STATUSES, Environment, SimulatorState
 
 logger = logging.getLogger(__name__)
@@ -90,23 +91,46 @@ class Lifecycle:
         environment.status_until = now + self._take_stick(environment, status, seconds)
         environment.updated = now
         environment.operation_request_id = request_id
+        # A health fault lasts only while its version runs, so a new operation ends it.
+        environment.health_schedule = []
 
     # Completion
 
     def advance(self, now: float) -> None:
-        """Complete every operation due by ``now``, earliest first, then check app processes."""
+        """Apply every completion and health phase due by ``now``, earliest first.
+
+        Then check that the apps of Ready environments still run.
+        """
         while True:
-            due = [
-                environment
-                for environment in self._state.environments
-                if environment.status_until is not None and environment.status_until <= now
-            ]
-            if not due:
+            due = self._next_due(now)
+            if due is None:
                 break
-            # min() keeps creation order between environments due at the same instant.
-            environment = min(due, key=lambda candidate: candidate.status_until)
-            self._complete(environment, environment.status_until)
+            at, is_operation, environment = due
+            if is_operation:
+                self._complete(environment, at)
+            else:
+                _, phase = environment.health_schedule.pop(0)
+                self._set_health(environment, at, phase.color, phase.status, list(phase.causes))
         self._check_processes(now)
+
+    def _next_due(self, now: float) -> tuple[float, bool, Environment] | None:
+        """Return the earliest transition due by ``now``: its time, whether it completes an
+        operation (else it starts a health phase), and its environment.
+
+        At the same instant an operation comes before a health phase, and otherwise the
+        environment created first comes first.
+        """
+        due: list[tuple[float, int, int, Environment]] = []
+        for index, environment in enumerate(self._state.environments):
+            if environment.status_until is not None and environment.status_until <= now:
+                due.append((environment.status_until, 0, index, environment))
+            schedule = environment.health_schedule
+            if schedule and schedule[0][0] <= now:
+                due.append((schedule[0][0], 1, index, environment))
+        if not due:
+            return None
+        at, kind, _, environment = min(due, key=lambda item: item[:3])
+        return at, kind == 0, environment
 
     def _complete(self, environment: Environment, at: float) -> None:
         finished = environment.status
@@ -133,10 +157,12 @@ class Lifecycle:
         deployed_new_version = environment.version_label != previous_label
         if finished == "Updating" and failure is None and deployed_new_version:
             self._log(environment, at, events.VERSION_DEPLOYED_MESSAGE, "INFO")
-        if failure is None:
-            self._set_health(environment, at, "Green", "Ok", [])
-        else:
-            self._set_health(environment, at, "Red", "Severe", [failure])
+        health = ("Green", "Ok", []) if failure is None else ("Red", "Severe", [failure])
+        # A health fault on the version overrides what the app shows from its first phase on.
+        first = self._start_health_schedule(environment, at)
+        if first is not None:
+            health = (first.color, first.status, list(first.causes))
+        self._set_health(environment, at, *health)
 
         if finished == "Launching":
             change = events.CREATION_SUCCESSFUL if failure is None else events.CREATION_WITH_ISSUES
@@ -158,6 +184,7 @@ class Lifecycle:
         environment.health = "Grey"
         environment.health_status = "NoData"
         environment.health_causes = []
+        environment.health_schedule = []
         environment.rollback = None
         self._record(environment, at, events.TERMINATION_SUCCESSFUL)
 
@@ -236,6 +263,33 @@ class Lifecycle:
                 environment.status_until = now + seconds
                 return
         self._sticks.append(Stick(environment_name, status, seconds))
+
+    def arm_health(self, version_label: str, phases: list[HealthPhase], now: float) -> None:
+        """Report ``phases`` whenever ``version_label`` becomes Ready, replacing earlier ones.
+
+        An environment already Ready on that version starts the phases at ``now``.
+        """
+        self._state.health_faults[version_label] = list(phases)
+        for environment in self._state.environments:
+            running = environment.status == "Ready" and environment.version_label == version_label
+            if not running:
+                continue
+            first = self._start_health_schedule(environment, now)
+            if first is not None:
+                self._set_health(environment, now, first.color, first.status, list(first.causes))
+
+    def _start_health_schedule(
+        self, environment: Environment, ready_at: float
+    ) -> HealthPhase | None:
+        """Schedule the health fault of the environment's version from ``ready_at`` on.
+
+        Returns the phase that starts at ``ready_at`` itself, which the caller applies, or None.
+        """
+        phases = self._state.health_faults.get(environment.version_label or "", [])
+        environment.health_schedule = [(ready_at + phase.offset, phase) for phase in phases]
+        if environment.health_schedule and environment.health_schedule[0][0] <= ready_at:
+            return environment.health_schedule.pop(0)[1]
+        return None
 
     def _take_stick(self, environment: Environment, status: str, default: float) -> float:
         for stick in self._sticks:

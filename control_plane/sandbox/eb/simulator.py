@@ -27,6 +27,7 @@ from control_plane.sandbox.eb.errors import (
     unsupported_action,
 )
 from control_plane.sandbox.eb.events import to_eventbridge
+from control_plane.sandbox.eb.health import HealthPhase, check_sequence, health_phase
 from control_plane.sandbox.eb.lifecycle import Lifecycle
 from control_plane.sandbox.eb.query_protocol import (
     operation_model,
@@ -184,6 +185,55 @@ class ElasticBeanstalkSimulator:
         """Fault: the next ``times`` UpdateEnvironment calls fail as if the environment was busy."""
         with self._lock:
             self._state.updates_to_refuse += times
+
+    def list_terminated_twin(self) -> None:
+        """Fault: list a terminated environment of the same name beside the live one.
+
+        Each live environment gets one at once, as if an earlier environment of its name had
+        just terminated. With no live environment, the next one created gets it. EB lists
+        such environments for about an hour unless IncludeDeleted is false.
+        """
+        with self._lock:
+            now = self._clock.now()
+            self._lifecycle.advance(now)
+            live = [environment for environment in self._state.environments if environment.is_live]
+            for environment in live:
+                self._state.add_terminated_twin(environment, now)
+            self._state.terminated_twin_pending = not live
+        self._deliver_events()
+
+    def set_environment_health(
+        self,
+        version_label: str,
+        color: str,
+        status: str | None = None,
+        causes: list[str] | None = None,
+    ) -> None:
+        """Fault: EB reports this health while ``version_label`` is Ready on an environment.
+
+        ``status`` is the enhanced health status, by default the first of the color (Ok,
+        Warning, Degraded, NoData). ``causes`` are what DescribeEnvironmentHealth returns, by
+        default a cause that fits the status. Raises ValueError for an unknown color or a
+        status of another color.
+        """
+        self._arm_health(version_label, [health_phase(color, 0, status, causes)])
+
+    def set_health_sequence(self, version_label: str, colors: list[tuple[str, float]]) -> None:
+        """Fault: once ``version_label`` is Ready, report each color from that many seconds on.
+
+        Before the first offset the app's own health shows. Raises ValueError for an unknown
+        color, a negative offset or offsets that do not increase.
+        """
+        phases = [health_phase(color, offset) for color, offset in colors]
+        check_sequence(phases)
+        self._arm_health(version_label, phases)
+
+    def _arm_health(self, version_label: str, phases: list[HealthPhase]) -> None:
+        with self._lock:
+            now = self._clock.now()
+            self._lifecycle.advance(now)
+            self._lifecycle.arm_health(version_label, phases, now)
+        self._deliver_events()
 
     def set_health_status(self, version_label: str, status: int) -> None:
         """Fault: the app of ``version_label`` returns HTTP ``status`` on its health path."""

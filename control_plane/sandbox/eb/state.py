@@ -12,12 +12,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from control_plane.sandbox.eb.app_host import AppHost
 from control_plane.sandbox.eb.errors import (
     application_not_found,
     environment_not_found,
     missing_parameter,
     version_not_found,
 )
+from control_plane.sandbox.eb.health import HealthPhase
 
 # Statuses that an operation moves through and that end on their own after a duration.
 TRANSITIONAL_STATUSES = ("Launching", "Updating", "Terminating", "Aborting")
@@ -80,6 +82,9 @@ class Environment:
     operation_request_id: str | None = None
     health_causes: list[str] = field(default_factory=list)
     terminated_at: float | None = None
+    # Health faults' phases still to come while the environment runs its version, with the
+    # virtual time each one starts, earliest first.
+    health_schedule: list[tuple[float, HealthPhase]] = field(default_factory=list)
 
     @property
     def is_live(self) -> bool:
@@ -144,6 +149,11 @@ class SimulatorState:
         self.aborted_versions: set[str] = set()
         self.health_statuses: dict[str, int] = {}
         self.updates_to_refuse = 0
+        # Health that EB reports once a version label is Ready, phase by phase.
+        self.health_faults: dict[str, list[HealthPhase]] = {}
+        # Fault: the next environment created gets a terminated one of the same name listed
+        # beside it.
+        self.terminated_twin_pending = False
 
     # Identifiers
 
@@ -179,6 +189,35 @@ class SimulatorState:
 
     def _arn(self, resource: str) -> str:
         return f"arn:aws:elasticbeanstalk:{self.region}:{self.account_id}:{resource}"
+
+    def add_terminated_twin(self, environment: Environment, now: float) -> Environment:
+        """List a terminated environment of the same name just before ``environment``.
+
+        It stands for an earlier environment of that name that ended at ``now``, which EB
+        keeps listing for about an hour. It has its own EnvironmentId but the same ARN, which
+        names only the application and the environment. Nothing serves its CNAME.
+        """
+        twin = Environment(
+            name=environment.name,
+            environment_id=self.next_environment_id(),
+            application_name=environment.application_name,
+            arn=environment.arn,
+            port=AppHost.allocate_port(),
+            created=min(environment.created, now) - self.durations.launch_seconds,
+            updated=now,
+            version_label=environment.version_label,
+            solution_stack_name=environment.solution_stack_name,
+            platform_arn=environment.platform_arn,
+            description=environment.description,
+            tier=dict(environment.tier),
+            option_settings=[dict(setting) for setting in environment.option_settings],
+            status="Terminated",
+            health="Grey",
+            health_status="NoData",
+            terminated_at=now,
+        )
+        self.environments.insert(self.environments.index(environment), twin)
+        return twin
 
     # Lookups
 

@@ -75,11 +75,11 @@ class DiyBackend:
     def stack_key(self, stack: str) -> str:
         return self._key(f".pulumi/stacks/{self.project}/{stack}.json")
 
-    def _lock_dir(self, stack: str) -> str:
+    def lock_dir(self, stack: str) -> str:
         return self._key(f".pulumi/locks/organization/{self.project}/{stack}/")
 
     def _own_lock_key(self, stack: str) -> str:
-        return f"{self._lock_dir(stack)}{self._lock_id}.json"
+        return f"{self.lock_dir(stack)}{self._lock_id}.json"
 
     def fully_qualified_name(self, stack: str) -> str:
         return f"organization/{self.project}/{stack}"
@@ -100,7 +100,7 @@ class DiyBackend:
             raise
         return response["Body"].read()
 
-    def _put(self, key: str, body: bytes) -> None:
+    def put_object(self, key: str, body: bytes) -> None:
         self._s3.put_object(Bucket=self.url.bucket, Key=key, Body=body)
 
     def _list(self, prefix: str) -> list[str]:
@@ -124,7 +124,7 @@ class DiyBackend:
         """Write `.pulumi/meta.yaml` (version 1) if missing; reject the legacy layout."""
         meta = self._get(self._key(META_KEY))
         if meta is None:
-            self._put(self._key(META_KEY), b"version: 1\n")
+            self.put_object(self._key(META_KEY), b"version: 1\n")
             return
         text = meta.decode()
         if "version: 1" not in text:
@@ -162,7 +162,7 @@ class DiyBackend:
                 Key=f"{key}.bak",
                 CopySource={"Bucket": self.url.bucket, "Key": key},
             )
-        self._put(key, json.dumps(checkpoint, indent=4).encode())
+        self.put_object(key, json.dumps(checkpoint, indent=4).encode())
 
     def write_backup(self, stack: str) -> None:
         """Copy the checkpoint to `.pulumi/backups/...`, as the CLI does after an update."""
@@ -172,12 +172,12 @@ class DiyBackend:
         if body is None:
             return
         key = self._key(f".pulumi/backups/{self.project}/{stack}/{stack}.{time.time_ns()}.json")
-        self._put(key, body)
+        self.put_object(key, body)
 
     def add_history(self, stack: str, update_info: dict[str, Any]) -> None:
         """Write `<stack>-<unixnano>.history.json` and a copy of the checkpoint beside it."""
         prefix = self._key(f".pulumi/history/{self.project}/{stack}/{stack}-{time.time_ns()}")
-        self._put(f"{prefix}.history.json", json.dumps(update_info).encode())
+        self.put_object(f"{prefix}.history.json", json.dumps(update_info).encode())
         self._s3.copy_object(
             Bucket=self.url.bucket,
             Key=f"{prefix}.checkpoint.json",
@@ -199,7 +199,7 @@ class DiyBackend:
             "hostname": socket.gethostname(),
             "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
-        self._put(self._own_lock_key(stack), json.dumps(content).encode())
+        self.put_object(self._own_lock_key(stack), json.dumps(content).encode())
         try:
             self._check_for_lock(stack)
         except StackLockedError:
@@ -211,7 +211,7 @@ class DiyBackend:
 
     def _check_for_lock(self, stack: str) -> None:
         own_key = self._own_lock_key(stack)
-        others = [key for key in self._list(self._lock_dir(stack)) if key != own_key]
+        others = [key for key in self._list(self.lock_dir(stack)) if key != own_key]
         if not others:
             return
         message = (
@@ -228,11 +228,11 @@ class DiyBackend:
         raise StackLockedError(message)
 
     def is_locked(self, stack: str) -> bool:
-        return bool(self._list(self._lock_dir(stack)))
+        return bool(self._list(self.lock_dir(stack)))
 
     def cancel(self, stack: str) -> int:
         """Delete every lock file of the stack and return how many there were."""
-        keys = self._list(self._lock_dir(stack))
+        keys = self._list(self.lock_dir(stack))
         for key in keys:
             self._s3.delete_object(Bucket=self.url.bucket, Key=key)
         return len(keys)

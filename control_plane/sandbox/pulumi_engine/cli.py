@@ -17,7 +17,7 @@ from . import stacks
 from .aws import require_loopback_endpoint
 from .context import EngineContext
 from .errors import EXIT_INTERNAL, EngineError, UsageError
-from .simulation import parse_simulations
+from .simulation import parse_simulations, preview_output_kib
 
 VALUE_FLAGS = {
     "--stack": "stack",
@@ -303,6 +303,7 @@ def main(
     try:
         endpoint_url = require_loopback_endpoint(environ)
         parse_simulations(environ)
+        preview_output_kib(environ)
         options = parse_args(argv)
         command, arguments = _find_command(options.positionals)
         unsupported = (options.flags | set(options.values)) - command.options

@@ -15,6 +15,7 @@ from .display import Display
 from .errors import EngineError, NoChangesExpectedError, ProviderError, UsageError
 from .program import ProgramResult, run_program
 from .refresh import refresh_snapshot
+from .simulation import preview_output_kib, program_output_lines
 from .state import STACK_TYPE, Snapshot, make_urn, urn_name, urn_qualified_type
 
 YES_REQUIRED = "--yes must be passed in to proceed when running in non-interactive mode"
@@ -63,6 +64,7 @@ def preview(
             digest.print()
         raise EngineError("preview failed") from error
 
+    _print_program_output(ctx, display, program_output_lines(preview_output_kib(ctx.environ)))
     display.outputs(result.outputs)
     display.summary()
     if digest is not None:
@@ -324,6 +326,22 @@ def _report_failure(
         display.line(f"    {line}")
     if display.digest is not None:
         display.digest.add_diagnostic("error", message, owner_urn)
+
+
+def _print_program_output(ctx: EngineContext, display: Display, lines: list[str]) -> None:
+    """Show what the program printed as the CLI does: `info` diagnostics of the root stack."""
+    if not lines:
+        return
+    stack_name = f"{ctx.project.name}-{ctx.stack}"
+    display.line()
+    display.line("Diagnostics:")
+    display.line(f"  pulumi:pulumi:Stack ({stack_name}):")
+    for line in lines:
+        display.line(f"    {line}")
+    if display.digest is not None:
+        urn = make_urn(ctx.stack, ctx.project.name, STACK_TYPE, stack_name)
+        for line in lines:
+            display.digest.add_diagnostic("info", line, urn)
 
 
 def _warn_pending_operations(display: Display, snapshot: Snapshot) -> None:

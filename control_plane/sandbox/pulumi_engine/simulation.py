@@ -10,6 +10,10 @@
 
 The sandbox's moto and EB simulator accept any credentials and store option values as sent,
 so these cases cannot arise there on their own.
+
+`CONTROL_PLANE_ENGINE_PREVIEW_OUTPUT_KIB` makes the program print that many KiB of text
+during each preview, as a program that logs a lot does. The lines reach the preview's
+output as `info` diagnostics of the root stack resource.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ import uuid
 from .errors import ProviderError, UsageError
 
 SIMULATE_VARIABLE = "CONTROL_PLANE_ENGINE_SIMULATE"
+PREVIEW_OUTPUT_VARIABLE = "CONTROL_PLANE_ENGINE_PREVIEW_OUTPUT_KIB"
+# Upper bound of the simulated program output, so a typo cannot fill the disk.
+MAX_PREVIEW_OUTPUT_KIB = 64 * 1024
+PROGRAM_OUTPUT_LINE_BYTES = 128
 EXPIRED_CREDENTIALS = "expired-credentials"
 INVALID_CREDENTIALS = "invalid-credentials"
 EB_NORMALIZED_SETTINGS = "eb-normalized-settings"
@@ -47,6 +55,33 @@ def parse_simulations(environ: dict[str, str]) -> frozenset[str]:
             f"known: {', '.join(sorted(KNOWN))}"
         )
     return frozenset(names)
+
+
+def preview_output_kib(environ: dict[str, str]) -> int:
+    """Return the KiB of program output each preview prints (0 unless the variable is set).
+
+    Raises UsageError for a value that is not a whole number from 0 to MAX_PREVIEW_OUTPUT_KIB.
+    """
+    raw = environ.get(PREVIEW_OUTPUT_VARIABLE, "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit() or int(raw) > MAX_PREVIEW_OUTPUT_KIB:
+        raise UsageError(
+            f"{PREVIEW_OUTPUT_VARIABLE}={raw!r} is invalid: expected a whole number of KiB "
+            f"from 0 to {MAX_PREVIEW_OUTPUT_KIB}"
+        )
+    return int(raw)
+
+
+def program_output_lines(kib: int) -> list[str]:
+    """Return numbered lines of PROGRAM_OUTPUT_LINE_BYTES bytes each (newline included)
+    that add up to `kib` KiB."""
+    count = kib * 1024 // PROGRAM_OUTPUT_LINE_BYTES
+    lines = []
+    for number in range(1, count + 1):
+        text = f"program output line {number} of {count}: "
+        lines.append(text.ljust(PROGRAM_OUTPUT_LINE_BYTES - 1, "."))
+    return lines
 
 
 def check_credentials(simulations: frozenset[str], provider_urn: str) -> None:

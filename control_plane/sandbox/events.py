@@ -1,0 +1,264 @@
+"""The sandbox's EventBridge: delivers events to the synthesized rules' Lambda targets.
+
+moto's EventBridge delivers only to SQS, logs, archives and other buses, and raises
+NotImplementedError for a Lambda target. So the sandbox evaluates each rule of the synthesized
+template itself. An event goes to every target of every rule whose event pattern matches; the
+pattern is evaluated by moto's EventPattern, the matcher behind its PutEvents. A rule with a
+`rate(...)` schedule runs when virtual time passes its schedule during `let_time_pass`. No
+schedule runs while the sandbox only serves API calls (`control-plane sandbox start`).
+
+Like EventBridge, delivery is asynchronous: each delivery runs the target's handler on its own
+thread. The thread counts as an actor of the virtual clock, so virtual time stands still until
+the target returns. Two faults act here: lost events are dropped, and duplicated events are
+delivered a second time 200 ms (wall clock) after the first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from moto.events.models import EventPattern
+
+from .clock import VirtualClock
+from .lambda_runtime import FunctionSpec, LambdaRuntime
+
+LOG = logging.getLogger(__name__)
+DUPLICATE_DELAY_SECONDS = 0.2
+_RATE = re.compile(r"^rate\((?P<value>\d+) (?P<unit>minutes?|hours?|days?)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> int:
+    """Return the period of a `rate(N unit)` schedule expression in seconds."""
+    match = _RATE.match(expression)
+    if match is None:
+        raise NotImplementedError(
+            f"schedule expression {expression!r}: the sandbox runs rate(N minutes|hours|days) "
+            "schedules only, not cron()"
+        )
+    return int(match.group("value")) * _UNIT_SECONDS[match.group("unit").rstrip("s")]
+
+
+@dataclass
+class Delivery:
+    """One delivery of an event to a rule's target, and what the target returned."""
+
+    rule: str
+    function: str
+    event: dict[str, Any]
+    result: Any = None
+    error_type: str | None = None
+
+
+@dataclass
+class _PatternRule:
+    name: str
+    pattern: EventPattern
+    targets: list[FunctionSpec]
+
+
+@dataclass
+class _ScheduledRule:
+    name: str
+    period_seconds: int
+    targets: list[FunctionSpec]
+    next_due: float = 0.0
+
+
+@dataclass
+class _Faults:
+    lose: bool = False
+    duplicate: bool = False
+
+
+class SandboxEventBridge:
+    """The default event bus of the sandbox, with the template's rules."""
+
+    def __init__(
+        self,
+        rules: dict[str, dict[str, Any]],
+        lambdas: LambdaRuntime,
+        clock: VirtualClock,
+        *,
+        region: str,
+        account_id: str,
+    ) -> None:
+        self._lambdas = lambdas
+        self._clock = clock
+        self._region = region
+        self._account_id = account_id
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._faults = _Faults()
+        self.deliveries: list[Delivery] = []
+        self.dropped: list[dict[str, Any]] = []
+        self._pattern_rules: list[_PatternRule] = []
+        self._scheduled_rules: list[_ScheduledRule] = []
+        for name, properties in sorted(rules.items()):
+            if properties.get("State", "ENABLED") != "ENABLED":
+                continue
+            targets = [self._target(name, target) for target in properties.get("Targets", [])]
+            if "EventPattern" in properties:
+                pattern = EventPattern.load(json.dumps(properties["EventPattern"]))
+                self._pattern_rules.append(_PatternRule(name, pattern, targets))
+            if "ScheduleExpression" in properties:
+                period = rate_seconds(properties["ScheduleExpression"])
+                self._scheduled_rules.append(
+                    _ScheduledRule(name, period, targets, next_due=clock.now() + period)
+                )
+
+    def _target(self, rule: str, target: dict[str, Any]) -> FunctionSpec:
+        spec = self._lambdas.function_for(str(target.get("Arn", "")))
+        if spec is None:
+            raise NotImplementedError(
+                f"rule {rule}: target {target.get('Arn')} is not a Lambda function of the "
+                "template; the sandbox delivers events to Lambda targets only"
+            )
+        if "Input" in target or "InputPath" in target or "InputTransformer" in target:
+            raise NotImplementedError(
+                f"rule {rule}: target input transformation is not supported by the sandbox"
+            )
+        return spec
+
+    # Faults
+
+    def lose_events(self) -> None:
+        """Drop every later published event, as EventBridge's best-effort delivery may."""
+        with self._lock:
+            self._faults.lose = True
+
+    def duplicate_events(self) -> None:
+        """Deliver every later published event twice, the copy 200 ms after the original."""
+        with self._lock:
+            self._faults.duplicate = True
+
+    # Events
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """Put one event on the bus; matching rules' targets receive it asynchronously."""
+        with self._lock:
+            lose, duplicate = self._faults.lose, self._faults.duplicate
+        matching = [rule for rule in self._pattern_rules if rule.pattern.matches_event(event)]
+        if lose:
+            LOG.info("event %s dropped (lost_events fault)", event.get("id"))
+            with self._lock:
+                self.dropped.append(event)
+            return
+        for rule in matching:
+            for target in rule.targets:
+                self._deliver(rule.name, target, event, delay_seconds=0.0)
+                if duplicate:
+                    self._deliver(rule.name, target, event, delay_seconds=DUPLICATE_DELAY_SECONDS)
+
+    def _deliver(
+        self, rule: str, target: FunctionSpec, event: dict[str, Any], *, delay_seconds: float
+    ) -> None:
+        delivery = Delivery(rule=rule, function=target.name, event=event)
+        payload = json.dumps(event).encode()
+
+        def run() -> None:
+            try:
+                if delay_seconds:
+                    time.sleep(delay_seconds)
+                response, error = self._lambdas.invoke(target, payload)
+                delivery.result = json.loads(response or b"null")
+                delivery.error_type = delivery.result.get("errorType") if error else None
+                if error:
+                    LOG.warning(
+                        "rule %s: %s failed on event %s: %s",
+                        rule,
+                        target.name,
+                        event.get("id"),
+                        delivery.error_type,
+                    )
+            finally:
+                self._clock.remove_actor()
+
+        # Counted before the thread starts, so virtual time cannot move past the delivery.
+        self._clock.add_actor()
+        thread = threading.Thread(target=run, daemon=True, name=f"event-{rule}")
+        with self._lock:
+            self.deliveries.append(delivery)
+            self._threads.append(thread)
+        thread.start()
+
+    def wait_idle(self, timeout_seconds: float = 120) -> None:
+        """Wait until every delivery started so far has returned."""
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            with self._lock:
+                running = [thread for thread in self._threads if thread.is_alive()]
+                self._threads = running
+            if not running:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"{len(running)} event deliveries still running after {timeout_seconds} s"
+                )
+            running[0].join(timeout=remaining)
+
+    # Schedules
+
+    def let_time_pass(self, seconds: float) -> None:
+        """Let `seconds` of virtual time pass, running each scheduled rule when it is due.
+
+        The caller must be an actor of the clock (see VirtualClock.add_actor), so running
+        executions keep their order around each scheduled run.
+        """
+        end = self._clock.now() + seconds
+        while True:
+            due = min((rule.next_due for rule in self._scheduled_rules), default=end + 1)
+            if due > end:
+                remaining = end - self._clock.now()
+                if remaining > 0:
+                    self._clock.sleep(remaining)
+                return
+            if due > self._clock.now():
+                self._clock.sleep(due - self._clock.now())
+            self.run_due_schedules()
+
+    def run_due_schedules(self) -> list[str]:
+        """Deliver a Scheduled Event to each rule due at the current virtual time.
+
+        Returns the names of the rules that ran. A rule that fell several periods behind runs
+        once, as EventBridge does not replay missed invocations.
+        """
+        now = self._clock.now()
+        ran = []
+        self._clock.add_actor()
+        try:
+            for rule in self._scheduled_rules:
+                if rule.next_due > now:
+                    continue
+                periods = int((now - rule.next_due) // rule.period_seconds) + 1
+                rule.next_due += periods * rule.period_seconds
+                event = self._scheduled_event(rule.name, now)
+                for target in rule.targets:
+                    self._deliver(rule.name, target, event, delay_seconds=0.0)
+                ran.append(rule.name)
+            self.wait_idle()
+        finally:
+            self._clock.remove_actor()
+        return ran
+
+    def _scheduled_event(self, rule: str, now: float) -> dict[str, Any]:
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": self._account_id,
+            "time": datetime.fromtimestamp(now, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": self._region,
+            "resources": [f"arn:aws:events:{self._region}:{self._account_id}:rule/{rule}"],
+            "detail": {},
+        }

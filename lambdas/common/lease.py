@@ -1,0 +1,325 @@
+"""The per-environment deployment lease in DynamoDB: one holder, one queued request, a fence.
+
+The lease item is (pk="ENV#<environment>", sk="LOCK"). Its fields:
+
+- `holder`, `holderQueuedAt`, `executionArn`, `acquiredAt`, `expiresAt`: the request that holds
+  the lease, when its execution started (epoch milliseconds), and when the lease lapses
+  (epoch seconds, the unit of DynamoDB TTL; renewed by every fence check).
+- `waiting`, `waitingQueuedAt`, `waitingExecutionArn`: the newest request queued behind the
+  holder. A newer request replaces it; the replaced one ends as Superseded.
+- `fencingToken`: grows by one on every acquisition. Mutating tasks present the token they got;
+  a task whose token is no longer the current one has lost the lease and stops.
+
+Order is decided by execution start time, so "newest" means the request that reached Step
+Functions last, whatever order their Lambda calls run in. The holder is never preempted: a
+running Pulumi update or EB update always finishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import clock
+from .aws import client, error_code
+from .errors import UNEXPECTED_FAILURE, EnvironmentLocked, LeaseLost
+from .observability import logger
+from .store import put_ledger_record_if_absent, table_name
+
+# A lease long enough for the slowest phase between two fence checks (a Pulumi run is capped at
+# 60 minutes by CodeBuild); a holder that dies without releasing loses it after this.
+LOCK_LEASE_SECONDS = 2 * 60 * 60
+
+# Statuses of a Step Functions execution that still runs; any other status is a dead holder.
+_LIVE_EXECUTION_STATUSES = {"RUNNING", "PENDING_REDRIVE"}
+
+ExecutionStatus = Callable[[str], str | None]
+
+
+def lock_key(environment: str) -> dict[str, Any]:
+    return {"pk": {"S": f"ENV#{environment}"}, "sk": {"S": "LOCK"}}
+
+
+def _execution_status(execution_arn: str) -> str | None:
+    """Return the status of the holder's execution, or None when it cannot be read."""
+    try:
+        return client("stepfunctions").describe_execution(executionArn=execution_arn)["status"]
+    except Exception as error:
+        if error_code(error) == "ExecutionDoesNotExist":
+            return "DOES_NOT_EXIST"
+        return None
+
+
+def _number(item: dict[str, Any], name: str, default: int = 0) -> int:
+    return int(item.get(name, {}).get("N", default))
+
+
+def _string(item: dict[str, Any], name: str) -> str | None:
+    return item.get(name, {}).get("S")
+
+
+class Lease:
+    """Lease operations for one request of one environment."""
+
+    def __init__(
+        self,
+        environment: str,
+        request_id: str,
+        execution_arn: str,
+        queued_at_ms: int,
+        *,
+        execution_status: ExecutionStatus = _execution_status,
+    ) -> None:
+        self.environment = environment
+        self.request_id = request_id
+        self.execution_arn = execution_arn
+        self.queued_at_ms = queued_at_ms
+        self._execution_status = execution_status
+        self._dynamodb = client("dynamodb")
+        self._table = table_name()
+
+    def acquire(self) -> dict[str, Any]:
+        """Take the lease, or report that a newer request superseded this one.
+
+        Returns {"token", "acquiredAt"} when this request holds the lease, or
+        {"superseded": True, "by": <request id>} when a newer request holds it or waits for it.
+        Raises EnvironmentLocked (retried by the workflow) while an older request holds it;
+        this request is then the queued one.
+        """
+        now = int(clock.now())
+        try:
+            return self._take(now, "attribute_not_exists(holder) OR expiresAt < :now")
+        except _ConditionFailed as failed:
+            item = failed.item
+        holder = _string(item, "holder")
+        if holder == self.request_id:
+            # A retried AcquireLock whose first attempt took the lease.
+            return {
+                "token": _number(item, "fencingToken"),
+                "acquiredAt": _number(item, "acquiredAt"),
+            }
+        newer = self._newer_request(item)
+        if newer:
+            return {"superseded": True, "by": newer}
+        dead_status = self._dead_holder_status(item) if holder else None
+        if dead_status:
+            try:
+                taken = self._take(now, "holder = :dead AND fencingToken = :deadToken", item)
+            except _ConditionFailed:
+                # Someone else took over first; the next attempt sees who.
+                raise self._locked(item, now) from None
+            self._record_abandoned(item, dead_status, now)
+            return taken
+        if holder:
+            self._queue()
+        # Otherwise the item changed between the write and its read; the next attempt decides.
+        raise self._locked(item, now)
+
+    def check_fence(self, token: int) -> None:
+        """Raise LeaseLost unless this request still holds the lease with `token`; renew it."""
+        now = int(clock.now())
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key=lock_key(self.environment),
+                UpdateExpression="SET expiresAt = :exp",
+                ConditionExpression="holder = :me AND fencingToken = :token",
+                ExpressionAttributeValues={
+                    ":me": {"S": self.request_id},
+                    ":token": {"N": str(token)},
+                    ":exp": {"N": str(now + LOCK_LEASE_SECONDS)},
+                },
+            )
+        except Exception as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+            current = read_lock(self.environment) or {}
+            raise LeaseLost(
+                f"request {self.request_id} no longer holds the lease of environment "
+                f"{self.environment} (its fencing token {token}; the lease is now held by "
+                f"{_string(current, 'holder') or 'nobody'} with token "
+                f"{_number(current, 'fencingToken')}); it stopped before changing anything. "
+                "Check `control-plane lock show` and deploy again if needed."
+            ) from None
+
+    # Internals
+
+    def _take(self, now: int, free: str, dead: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write this request as the holder when `free` holds and no newer request is queued."""
+        values = {
+            ":me": {"S": self.request_id},
+            ":queued": {"N": str(self.queued_at_ms)},
+            ":arn": {"S": self.execution_arn},
+            ":now": {"N": str(now)},
+            ":exp": {"N": str(now + LOCK_LEASE_SECONDS)},
+            ":one": {"N": "1"},
+        }
+        if dead is not None:
+            values[":dead"] = {"S": _string(dead, "holder") or ""}
+            values[":deadToken"] = {"N": str(_number(dead, "fencingToken"))}
+        try:
+            response = self._dynamodb.update_item(
+                TableName=self._table,
+                Key=lock_key(self.environment),
+                UpdateExpression=(
+                    "SET holder = :me, holderQueuedAt = :queued, executionArn = :arn, "
+                    "acquiredAt = :now, expiresAt = :exp "
+                    "REMOVE waiting, waitingQueuedAt, waitingExecutionArn "
+                    "ADD fencingToken :one"
+                ),
+                ConditionExpression=(
+                    f"({free}) AND (attribute_not_exists(waitingQueuedAt) "
+                    "OR waitingQueuedAt <= :queued)"
+                ),
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except Exception as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+            raise _ConditionFailed(getattr(error, "response", {}).get("Item") or {}) from None
+        item = response["Attributes"]
+        return {"token": _number(item, "fencingToken"), "acquiredAt": now}
+
+    def _newer_request(self, item: dict[str, Any]) -> str | None:
+        """Return the id of a request newer than this one that holds or waits for the lease."""
+        for who, when in (("holder", "holderQueuedAt"), ("waiting", "waitingQueuedAt")):
+            other = _string(item, who)
+            if other and other != self.request_id and _number(item, when) > self.queued_at_ms:
+                return other
+        return None
+
+    def _dead_holder_status(self, item: dict[str, Any]) -> str | None:
+        """Return the status of the holder's execution when it has ended, else None."""
+        arn = _string(item, "executionArn")
+        if not arn:
+            return None
+        status = self._execution_status(arn)
+        if status is None or status in _LIVE_EXECUTION_STATUSES:
+            return None
+        return status
+
+    def _record_abandoned(self, item: dict[str, Any], status: str, now: int) -> None:
+        """Give the dead holder's request its ledger record, unless it wrote one itself."""
+        holder = _string(item, "holder") or "unknown"
+        cause = (
+            f"execution {_string(item, 'executionArn')} ended {status} while it held the lease, "
+            f"without recording an outcome; request {self.request_id} took the lease over"
+        )
+        written = put_ledger_record_if_absent(
+            self.environment,
+            holder,
+            {
+                "environment": self.environment,
+                "requestId": holder,
+                "outcome": UNEXPECTED_FAILURE,
+                "errorName": f"Execution{status.title().replace('_', '')}",
+                "cause": cause,
+                "executionArn": _string(item, "executionArn"),
+                "finishedAt": now,
+            },
+        )
+        logger.warning(
+            "lease taken over from an ended execution",
+            extra={"dead_holder": holder, "status": status, "ledger_record_written": written},
+        )
+
+    def _queue(self) -> None:
+        """Become the queued request, unless a newer one queued meanwhile."""
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key=lock_key(self.environment),
+                UpdateExpression=(
+                    "SET waiting = :me, waitingQueuedAt = :queued, waitingExecutionArn = :arn"
+                ),
+                ConditionExpression=(
+                    "attribute_exists(holder) AND (attribute_not_exists(waitingQueuedAt) "
+                    "OR waitingQueuedAt <= :queued)"
+                ),
+                ExpressionAttributeValues={
+                    ":me": {"S": self.request_id},
+                    ":queued": {"N": str(self.queued_at_ms)},
+                    ":arn": {"S": self.execution_arn},
+                },
+            )
+        except Exception as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+            # A newer request queued, or the lease was freed: the next attempt decides.
+
+    def _locked(self, item: dict[str, Any], now: int) -> EnvironmentLocked:
+        holder = _string(item, "holder") or "unknown"
+        acquired = _number(item, "acquiredAt", now)
+        return EnvironmentLocked(
+            f"environment {self.environment} is locked by request {holder} "
+            f"(held for {now - acquired} s, execution {_string(item, 'executionArn')}); "
+            f"request {self.request_id} is queued behind it and retries. If that execution has "
+            "ended, the lease is taken over at the next attempt; to free it by hand run "
+            f"`control-plane lock release --environment {self.environment}`."
+        )
+
+
+class _ConditionFailed(Exception):
+    def __init__(self, item: dict[str, Any]) -> None:
+        super().__init__("condition failed")
+        self.item = item
+
+
+def _remove_holder(environment: str, holder: str, table: str, dynamodb: Any) -> bool:
+    """Clear the lease while `holder` holds it; return whether it did.
+
+    The item stays, without a holder, so the fencing token keeps growing across leases and a
+    queued request stays queued.
+    """
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key=lock_key(environment),
+            UpdateExpression="REMOVE holder, holderQueuedAt, executionArn, acquiredAt, expiresAt",
+            ConditionExpression="holder = :holder",
+            ExpressionAttributeValues={":holder": {"S": holder}},
+        )
+    except Exception as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def release_lock(environment: str, request_id: str) -> bool:
+    """Release the lease if this request holds it; return whether anything was released."""
+    return _remove_holder(environment, request_id, table_name(), client("dynamodb"))
+
+
+def read_lock(
+    environment: str, table: str | None = None, dynamodb: Any = None
+) -> dict[str, Any] | None:
+    """Return the lock item while a request holds it, else None."""
+    response = (dynamodb or client("dynamodb")).get_item(
+        TableName=table or table_name(), Key=lock_key(environment)
+    )
+    item = response.get("Item")
+    return item if item and "holder" in item else None
+
+
+def force_release_lock(environment: str, holder: str, table: str, dynamodb: Any) -> bool:
+    """Release a lock an operator found stuck, but only while `holder` still holds it.
+
+    The condition keeps a request that took the lock after the operator looked from losing it.
+    """
+    return _remove_holder(environment, holder, table, dynamodb)
+
+
+def check_fence(environment: str, request_id: str, lock: dict[str, Any] | None) -> None:
+    """Stop a mutating task unless its request still holds the lease it acquired.
+
+    `lock` is AcquireLock's result as the state machine passes it on ($.lock).
+    """
+    if not lock or "token" not in lock:
+        raise LeaseLost(
+            f"request {request_id} reached a mutating task of environment {environment} "
+            "without a lease; the state machine must pass $.lock to it"
+        )
+    Lease(environment, request_id, "", 0).check_fence(int(lock["token"]))
