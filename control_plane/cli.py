@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,10 @@ from .executions import (
     upload_bundle,
     wait_for_execution,
 )
+from .inspect_cli import add_inspect_commands, lease_view
 from .recovery_cli import add_recovery_commands
 from .sandbox import daemon
+from .sandbox.clock import DEFAULT_START
 from .sandbox.template import REPO_ROOT
 
 STACK_NAME = "EbControlPlane"
@@ -107,6 +110,14 @@ class Target:
     bundle_bucket: str
     table_name: str
     sandbox_endpoint: str | None = None
+    # Makes a client of another service or region: (service, region or None) -> client.
+    make_client: Callable[[str, str | None], Any] | None = None
+
+    def client_for(self, service: str, region: str | None = None) -> Any:
+        """Return a client for `service` in `region` (the control plane's region by default)."""
+        if self.make_client is None:
+            raise RuntimeError("this target cannot make clients for other services")
+        return self.make_client(service, region)
 
     def virtual_seconds(self) -> float | None:
         """Return the sandbox's virtual time, or None on AWS or if the sandbox does not respond."""
@@ -139,10 +150,12 @@ def _start_sandbox(state_dir: Path) -> dict[str, Any]:
         raise CliError("\n".join(lines)) from None
 
 
-def _sandbox_client(state: dict[str, Any], service: str, config: Config | None = None) -> Any:
+def _sandbox_client(
+    state: dict[str, Any], service: str, config: Config | None = None, region: str | None = None
+) -> Any:
     return boto3.client(
         service,
-        region_name=state["region"],
+        region_name=region or state["region"],
         endpoint_url=state["endpoint"],
         aws_access_key_id="sandbox",
         aws_secret_access_key="sandbox",
@@ -163,6 +176,7 @@ def _sandbox_target(start: bool) -> Target:
         s3=_sandbox_client(state, "s3"),
         dynamodb=_sandbox_client(state, "dynamodb"),
         elasticbeanstalk=_sandbox_client(state, "elasticbeanstalk"),
+        make_client=lambda service, region: _sandbox_client(state, service, region=region),
         state_machine_arn=state["stateMachineArn"],
         bundle_bucket=state["bundleBucket"],
         table_name=state["tableName"],
@@ -207,6 +221,9 @@ def _aws_target(region: str | None) -> Target:
         state_machine_arn=outputs["StateMachineArn"],
         bundle_bucket=outputs["BundleBucketName"],
         table_name=outputs["TableName"],
+        make_client=lambda service, other_region: session.client(
+            service, region_name=other_region or session.region_name, config=config
+        ),
     )
 
 
@@ -602,17 +619,9 @@ def lock() -> None:
     """Inspect or release an environment's deployment lock."""
 
 
-def _lock_view(item: dict[str, Any] | None) -> dict[str, Any] | None:
-    if item is None:
-        return None
-    acquired = int(item.get("acquiredAt", {}).get("N", 0))
-    return {
-        "holder": item["holder"]["S"],
-        "executionArn": item.get("executionArn", {}).get("S"),
-        "fencingToken": int(item.get("fencingToken", {}).get("N", 0)),
-        "heldSeconds": max(0, int(time.time()) - acquired),
-        "expiresAt": int(item.get("expiresAt", {}).get("N", 0)),
-    }
+def _lock_view(target: Target, item: dict[str, Any] | None) -> dict[str, Any] | None:
+    now = DEFAULT_START + (target.virtual_seconds() or 0) if target.sandbox_endpoint else None
+    return lease_view(item, now if now is not None else time.time())
 
 
 @lock.command("show")
@@ -624,7 +633,7 @@ def lock_show(environment: str, sandbox: bool, region: str | None, output: str) 
     from lambdas.common.lease import read_lock
 
     target = _target(sandbox, region)
-    view = _lock_view(read_lock(environment, target.table_name, target.dynamodb))
+    view = _lock_view(target, read_lock(environment, target.table_name, target.dynamodb))
     if output == "json":
         click.echo(json.dumps({"environment": environment, "lock": view}, indent=2))
     elif view is None:
@@ -634,6 +643,8 @@ def lock_show(environment: str, sandbox: bool, region: str | None, output: str) 
             f"{environment}: locked by request {view['holder']} for {view['heldSeconds']} s "
             f"(execution {view['executionArn']}, fencing token {view['fencingToken']})"
         )
+        if view["queued"]:
+            click.echo(f"{environment}: request {view['queued']} is queued behind it")
 
 
 @lock.command("release")
@@ -648,7 +659,7 @@ def lock_release(environment: str, sandbox: bool, region: str | None) -> None:
     from lambdas.common.lease import force_release_lock, read_lock
 
     target = _target(sandbox, region)
-    view = _lock_view(read_lock(environment, target.table_name, target.dynamodb))
+    view = _lock_view(target, read_lock(environment, target.table_name, target.dynamodb))
     if view is None:
         click.echo(f"{environment}: not locked, nothing to release")
         return
@@ -832,6 +843,18 @@ def sandbox_run(files: tuple[Path, ...]) -> None:
 
 
 add_recovery_commands(main, _target, _target_options, CliError)
+
+
+def _environment_settings(environment: str) -> Any:
+    from lambdas.common.settings import SettingsError, load_settings
+
+    try:
+        return load_settings(REPO_ROOT / "environments.yaml").environment(environment)
+    except SettingsError as problem:
+        raise CliError(str(problem)) from None
+
+
+add_inspect_commands(main, _target, _target_options, CliError, _environment_settings)
 
 
 if __name__ == "__main__":

@@ -292,6 +292,7 @@ def moto_target(monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
             state_machine_arn=state_machine,
             bundle_bucket="bundles",
             table_name="ledger",
+            make_client=lambda service, other: boto3.client(service, region_name=other or region),
         )
         monkeypatch.setattr(cli, "_sandbox_target", lambda start: target)
         yield target
@@ -399,3 +400,68 @@ def test_bundle_command_is_reproducible(runner: CliRunner, tmp_path: Path) -> No
     assert two.exit_code == 0, two.output
     assert first.read_bytes() == second.read_bytes()
     assert one.output.split("sha256 ")[1] == two.output.split("sha256 ")[1]
+
+
+def test_show_prints_the_path_and_the_failure(runner: CliRunner, moto_target: Target) -> None:
+    arn = finished_request(moto_target, "r-1", "VersionConflict")
+
+    by_name = runner.invoke(main, ["show", "dev-r-1", "--sandbox"])
+    as_json = runner.invoke(main, ["show", arn, "--sandbox", "--output", "json"])
+
+    assert by_name.exit_code == 0, by_name.output
+    assert f"execution {arn}: ABORTED" in by_name.output
+    view = json.loads(as_json.output)
+    assert view["status"] == "ABORTED"
+    assert view["executionArn"] == arn
+
+
+def test_show_of_unknown_execution_says_where_to_find_one(
+    runner: CliRunner, moto_target: Target
+) -> None:
+    result = runner.invoke(main, ["show", "dev-r-9", "--sandbox"])
+
+    assert result.exit_code == 1
+    assert "no execution" in result.output
+    assert "control-plane history" in result.output
+
+
+def test_status_reports_lease_queue_and_last_deployment(
+    runner: CliRunner, moto_target: Target
+) -> None:
+    finished_request(moto_target, "r-1", "Deployed")
+    moto_target.dynamodb.update_item(
+        TableName="ledger",
+        Key={"pk": {"S": "ENV#dev"}, "sk": {"S": "REQUEST#r-1"}},
+        UpdateExpression="SET version = :v, requestId = :r, finishedAt = :t",
+        ExpressionAttributeValues={":v": {"S": "v1"}, ":r": {"S": "r-1"}, ":t": {"N": "1"}},
+    )
+    moto_target.dynamodb.put_item(
+        TableName="ledger",
+        Item={
+            "pk": {"S": "ENV#dev"},
+            "sk": {"S": "LOCK"},
+            "holder": {"S": "r-2"},
+            "fencingToken": {"N": "4"},
+            "acquiredAt": {"N": "0"},
+            "waiting": {"S": "r-3"},
+        },
+    )
+
+    text = runner.invoke(main, ["status", "-e", "dev", "--sandbox"])
+    as_json = runner.invoke(main, ["status", "-e", "dev", "--sandbox", "--output", "json"])
+
+    assert text.exit_code == 0, text.output
+    assert "dev: locked by r-2" in text.output
+    assert "queued behind it: r-3" in text.output
+    assert "last deployed: v1 by request r-1" in text.output
+    view = json.loads(as_json.output)
+    assert view["lease"]["fencingToken"] == 4
+    assert view["lastDeployed"]["version"] == "v1"
+    assert view["ebEnvironments"] == []
+
+
+def test_status_of_unknown_environment_lists_the_known_ones(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["status", "-e", "qa", "--sandbox"])
+
+    assert result.exit_code == 1
+    assert "environment 'qa' is not defined (known: dev, prod, staging)" in result.output
