@@ -109,10 +109,10 @@ TIMEOUT_RETRY = LambdaFailureRetry(
     max_attempts=1,
     backoff_rate=2,
 )
-# Tasks whose second run would repeat a side effect: DeployVersion would start another
-# UpdateEnvironment and take the new version for the previous one, Rollback would redeploy.
-# A crash or timeout may hit after that side effect, so Step Functions does not run them again.
-MUTATING_TASKS = frozenset({"DeployVersion", "Rollback"})
+# Tasks whose second run would repeat a side effect: Rollback would redeploy. A crash or timeout
+# may hit after that side effect, so Step Functions does not run it again. DeployVersion notes
+# its update on the lease before starting it, so a repeated run reports that update instead.
+MUTATING_TASKS = frozenset({"Rollback"})
 # Failures after which a task is caught with its state named in the cause. The error output of
 # each of them carries a Cause string. States.Timeout is left to the States.ALL catch.
 UNFINISHED_ERRORS = (

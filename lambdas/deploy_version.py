@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 from .common.aws import client, error_code
 from .common.beanstalk import find_environment
 from .common.errors import BundleInvalid, EnvironmentBusy, EnvironmentNotReady, VersionConflict
-from .common.lease import check_fence
+from .common.lease import remember_update
 from .common.models import TaskEvent
 from .common.observability import logger, task_handler
 from .common.settings import current_settings
@@ -114,7 +114,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     task = TaskEvent.model_validate(event)
     target, outputs = task.require_target(), task.require_outputs()
     request = task.request
-    check_fence(request.environment, request.request_id, task.lock)
     eb = client("elasticbeanstalk", target.region)
 
     environment = find_environment(
@@ -122,6 +121,19 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
     if environment is None:
         raise EnvironmentNotReady(f"environment {outputs.eb_environment_name} disappeared")
+    noted = remember_update(
+        request.environment, request.request_id, task.lock, environment.get("VersionLabel")
+    )
+    if noted is not None and environment.get("VersionLabel") == request.version:
+        # A repeated run (the first one crashed or timed out after starting the update):
+        # the update is under way or done; report it with the version noted before it.
+        logger.info("update already started by this request", extra={"previous_version": noted})
+        return {
+            "versionLabel": request.version,
+            "previousVersion": noted or None,
+            "versionReused": True,
+            "updateStartedAt": environment["DateUpdated"].isoformat(),
+        }
     if environment.get("Status") != "Ready" or environment.get("AbortableOperationInProgress"):
         raise EnvironmentBusy(
             f"environment {outputs.eb_environment_name} is {environment.get('Status')}"
@@ -132,7 +144,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             )
             + "; the update waits until it is Ready"
         )
-    previous = environment.get("VersionLabel")
+    previous = environment.get("VersionLabel") if noted is None else (noted or None)
     settings = current_settings().environment(request.environment)
     reused = register_version(
         eb,

@@ -164,8 +164,8 @@ class Lease:
                 UpdateExpression=(
                     "SET holder = :me, holderQueuedAt = :queued, executionArn = :arn, "
                     "acquiredAt = :now, expiresAt = :exp "
-                    "REMOVE waiting, waitingQueuedAt, waitingExecutionArn "
-                    "ADD fencingToken :one"
+                    "REMOVE waiting, waitingQueuedAt, waitingExecutionArn, updateRequest, "
+                    "updatePrevious ADD fencingToken :one"
                 ),
                 ConditionExpression=(
                     f"({free}) AND (attribute_not_exists(waitingQueuedAt) "
@@ -310,6 +310,33 @@ def force_release_lock(environment: str, holder: str, table: str, dynamodb: Any)
     The condition keeps a request that took the lock after the operator looked from losing it.
     """
     return _remove_holder(environment, holder, table, dynamodb)
+
+
+def remember_update(
+    environment: str, request_id: str, lock: dict[str, Any] | None, previous: str | None
+) -> str | None:
+    """Note on the lease that this request starts its EB update, from version `previous`.
+
+    Returns the previous version an earlier run of the same task already noted (a retried
+    DeployVersion), or None when this is the first run. The write is fenced like any
+    mutating task.
+    """
+    check_fence(environment, request_id, lock)
+    item = read_lock(environment) or {}
+    if _string(item, "updateRequest") == request_id:
+        noted = item.get("updatePrevious", {})
+        return noted.get("S") if "S" in noted else ""
+    client("dynamodb").update_item(
+        TableName=table_name(),
+        Key=lock_key(environment),
+        UpdateExpression="SET updateRequest = :me, updatePrevious = :previous",
+        ConditionExpression="holder = :me",
+        ExpressionAttributeValues={
+            ":me": {"S": request_id},
+            ":previous": {"S": previous} if previous else {"NULL": True},
+        },
+    )
+    return None
 
 
 def check_fence(environment: str, request_id: str, lock: dict[str, Any] | None) -> None:

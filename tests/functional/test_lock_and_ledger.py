@@ -226,3 +226,24 @@ def test_operator_release_only_frees_the_holder_seen(table: str) -> None:
     assert stale is False
     assert current is True
     assert lease.read_lock("dev", table, dynamodb) is None
+
+
+def test_a_repeated_update_finds_the_previous_version_noted_by_the_first_run(table: str) -> None:
+    lock = request("r-1", 1000).acquire()
+
+    first = lease.remember_update("dev", "r-1", lock, "v1")
+    repeated = lease.remember_update("dev", "r-1", lock, "v2")
+    lease.release_lock("dev", "r-1")
+    next_lock = request("r-2", 2000).acquire()
+    next_request = lease.remember_update("dev", "r-2", next_lock, "v2")
+
+    assert first is None
+    assert repeated == "v1"
+    assert next_request is None
+
+
+def test_a_first_deployment_notes_that_there_was_no_previous_version(table: str) -> None:
+    lock = request("r-1", 1000).acquire()
+    lease.remember_update("dev", "r-1", lock, None)
+
+    assert lease.remember_update("dev", "r-1", lock, "v1") == ""

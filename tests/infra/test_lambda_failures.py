@@ -47,7 +47,7 @@ TIMEOUT_RETRY = {
     "MaxAttempts": 1,
     "BackoffRate": 2,
 }
-MUTATING = {"DeployVersion", "Rollback"}
+MUTATING = {"Rollback"}
 # Tasks whose own Catch handles every failure without ending the execution.
 CLOSING = {"ReleaseLock", "ReleaseLockAfterFailure", "Record", "RecordFailure", "RecordSuperseded"}
 
