@@ -1,7 +1,9 @@
 """AcquireLock: take the environment's deployment lease, queue behind its holder, or yield.
 
 The newest request wins: a request queued behind the holder is superseded by a newer one and
-ends as Superseded without touching anything. The holder itself is never preempted.
+ends as Superseded without touching anything. The holder itself is never preempted. A scheduled
+drift check never queues: it ends as Superseded whenever another request holds or waits for
+the lease.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from .common.drift import DRIFT_CHECK_TRIGGER
 from .common.errors import InvalidRequest
 from .common.lease import Lease
 from .common.models import TaskEvent
@@ -35,9 +38,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         task.request.request_id,
         task.execution_arn,
         start_time_ms(event.get("startedAt", "")),
+        # A scheduled drift check gives way to every deployment; the next slot checks again.
+        yields=task.request.trigger == DRIFT_CHECK_TRIGGER,
     )
     result = lease.acquire()
-    if result.get("superseded"):
+    if result.get("yielded"):
+        logger.info("drift check yielded the lock", extra={"yielded_to": result["by"]})
+    elif result.get("superseded"):
         logger.info("request superseded", extra={"superseded_by": result["by"]})
     else:
         logger.info("lock acquired", extra={"fencing_token": result["token"]})

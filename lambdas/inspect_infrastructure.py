@@ -4,7 +4,8 @@ The order matters. No `ebEnvironmentName` output means the stack was never provi
 environment missing or Terminated in EB means Pulumi's state is stale and must be recovered.
 An environment mid-operation is waited out. A live environment gets a drift check, unless the
 environment's infra_check policy lets the fast path skip Pulumi (plan `none`): the program's
-fingerprint is the one of the last good run and that run is recent enough.
+fingerprint is the one of the last good run and that run is recent enough. A scheduled drift
+check (trigger=schedule) gets `check-drift` whatever the policy (see scheduled_check_plan).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from .common import clock
 from .common.beanstalk import TRANSITIONAL_STATUSES, find_environment, summarize
+from .common.drift import DRIFT_CHECK_TRIGGER
 from .common.lease import check_fence
 from .common.models import TaskEvent
 from .common.observability import logger, task_handler
@@ -66,6 +68,30 @@ def apply_policy(
     return "none", f"program unchanged and drift checked {age:.0f} s ago"
 
 
+def scheduled_check_plan(
+    settings: EnvironmentSettings, plan: str, reason: str
+) -> tuple[str, str, bool]:
+    """Return (plan, reason, check_only) for a scheduled drift check (trigger=schedule).
+
+    A scheduled check always previews and never provisions or recovers. A terminated or
+    missing environment shows up in the refreshing preview as drift, and automatic recovery
+    recreates it with its app version, so the check does not remediate it. An environment
+    mid-operation is waited out first, as for a deployment.
+    """
+    if plan == "wait-transitional":
+        return plan, reason, True
+    if plan != "check-drift":
+        return (
+            "check-drift",
+            f"{reason}; a scheduled check only previews it, and recovery or a deployment "
+            "recreates it",
+            True,
+        )
+    if settings.drift_check.remediate:
+        return "check-drift", f"{reason}; scheduled check, drift_check.remediate is true", False
+    return "check-drift", f"{reason}; scheduled check only", True
+
+
 @task_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     task = TaskEvent.model_validate(event)
@@ -80,7 +106,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if name:
         environment = find_environment(target.region, application, name)
     plan, reason = choose_plan(state.outputs, environment)
-    if plan == "check-drift":
+    check_only = False
+    if task.request.trigger == DRIFT_CHECK_TRIGGER:
+        plan, reason, check_only = scheduled_check_plan(settings, plan, reason)
+    elif plan == "check-drift":
         last_run = read_infrastructure_record(target.environment)
         plan, reason = apply_policy(
             settings,
@@ -99,6 +128,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "plan": plan,
             "reason": reason,
             "policy": settings.infra_check,
+            "check_only": check_only,
             "pending_operations": state.pending_operations,
         },
     )
@@ -106,6 +136,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "plan": plan,
         "reason": reason,
         "fingerprint": fingerprint,
+        # ChoosePlan reads it: a scheduled check previews without `pulumi up`.
+        "checkOnly": check_only,
         "environmentName": name,
         "environment": summarize(environment) if environment else None,
     }

@@ -12,6 +12,7 @@ from typing import Any
 from .common import clock
 from .common.aws import client
 from .common.errors import FAILURE_NAMES, UNEXPECTED_FAILURE
+from .common.metrics import publish_deployment
 from .common.observability import logger, task_handler
 from .common.store import put_ledger_record
 
@@ -119,6 +120,7 @@ def _execution_history(execution_arn: str) -> list[dict[str, Any]]:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     record = build_record(event["state"], event["executionArn"], event["executionName"])
     record.update(phase_timings(_execution_history(event["executionArn"])))
+    publish_deployment(record)
 
     put_ledger_record(record["environment"], record["requestId"], record)
     topic = os.environ.get("TOPIC_ARN")

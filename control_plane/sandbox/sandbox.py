@@ -22,6 +22,7 @@ from botocore.config import Config
 from werkzeug.serving import make_server
 
 from lambdas.common import clock as task_clock
+from lambdas.common import metrics as task_metrics
 
 from .clock import VirtualClock
 from .codebuild import CodeBuildSimulator
@@ -130,6 +131,7 @@ class Sandbox:
         if self._thread is not None:
             self._thread.join(timeout=10)
         task_clock.install(None)
+        task_metrics.sink = task_metrics.write_line
         logging.getLogger("control-plane").removeHandler(self.log_capture)
         for handler, stream in self._redirected:
             handler.setStream(stream)
@@ -212,9 +214,16 @@ class Sandbox:
     def _redirect_task_logs(self, task_logger: logging.Logger) -> None:
         """Write the task handlers' JSON log lines to <work dir>/lambdas.log, not stdout."""
         self._log_file = (self.options.work_dir / "lambdas.log").open("a", encoding="utf-8")
+        task_metrics.sink = self._write_task_log_line
         for handler in task_logger.handlers:
             if isinstance(handler, logging.StreamHandler) and handler is not self.log_capture:
                 self._redirected.append((handler, handler.setStream(self._log_file)))
+
+    def _write_task_log_line(self, line: str) -> None:
+        log_file = getattr(self, "_log_file", None)
+        if log_file is not None and not log_file.closed:
+            log_file.write(line + "\n")
+            log_file.flush()
 
     def _staged_environments_file(self) -> Path:
         from lambdas.common.settings import load_settings

@@ -26,8 +26,8 @@ from .errors import UNEXPECTED_FAILURE, EnvironmentLocked, LeaseLost
 from .observability import logger
 from .store import put_ledger_record_if_absent, table_name
 
-# A lease long enough for the slowest phase between two fence checks (a Pulumi run is capped at
-# 60 minutes by CodeBuild); a holder that dies without releasing loses it after this.
+# A lease long enough for the slowest phase between two fence checks, because CodeBuild caps a
+# Pulumi run at 60 minutes. A holder that dies without releasing it loses it after this.
 LOCK_LEASE_SECONDS = 2 * 60 * 60
 
 # Statuses of a Step Functions execution that still runs; any other status is a dead holder.
@@ -69,11 +69,15 @@ class Lease:
         queued_at_ms: int,
         *,
         execution_status: ExecutionStatus = _execution_status,
+        yields: bool = False,
     ) -> None:
         self.environment = environment
         self.request_id = request_id
         self.execution_arn = execution_arn
         self.queued_at_ms = queued_at_ms
+        # A request that yields (a scheduled drift check) never queues and never supersedes:
+        # it takes a free lease or gives way to any request that holds the lease or waits.
+        self.yields = yields
         self._execution_status = execution_status
         self._dynamodb = client("dynamodb")
         self._table = table_name()
@@ -84,11 +88,16 @@ class Lease:
         Returns {"token", "acquiredAt"} when this request holds the lease, or
         {"superseded": True, "by": <request id>} when a newer request holds it or waits for it.
         Raises EnvironmentLocked (retried by the workflow) while an older request holds it;
-        this request is then the queued one.
+        this request is then the queued one. A yielding request returns {"superseded": True,
+        "by": <request id>, "yielded": True} instead, whenever another request holds the lease
+        or waits for it.
         """
         now = int(clock.now())
+        free = "attribute_not_exists(holder) OR expiresAt < :now"
+        if self.yields:
+            free = f"({free}) AND attribute_not_exists(waiting)"
         try:
-            return self._take(now, "attribute_not_exists(holder) OR expiresAt < :now")
+            return self._take(now, free)
         except _ConditionFailed as failed:
             item = failed.item
         holder = _string(item, "holder")
@@ -98,6 +107,9 @@ class Lease:
                 "token": _number(item, "fencingToken"),
                 "acquiredAt": _number(item, "acquiredAt"),
             }
+        other = holder or _string(item, "waiting")
+        if self.yields and other:
+            return {"superseded": True, "by": other, "yielded": True}
         newer = self._newer_request(item)
         if newer:
             return {"superseded": True, "by": newer}
@@ -106,7 +118,7 @@ class Lease:
             try:
                 taken = self._take(now, "holder = :dead AND fencingToken = :deadToken", item)
             except _ConditionFailed:
-                # Someone else took over first; the next attempt sees who.
+                # Another request took over first, so the next attempt reads the new holder.
                 raise self._locked(item, now) from None
             self._record_abandoned(item, dead_status, now)
             return taken
@@ -145,7 +157,8 @@ class Lease:
     # Internals
 
     def _take(self, now: int, free: str, dead: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Write this request as the holder when `free` holds and no newer request is queued."""
+        """Write this request as the holder when the `free` condition is true and no newer request
+        is queued."""
         values = {
             ":me": {"S": self.request_id},
             ":queued": {"N": str(self.queued_at_ms)},

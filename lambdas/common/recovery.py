@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import clock
 from .aws import client, error_code
 from .beanstalk import find_environment
+from .metrics import publish_recovery
 from .observability import logger
 from .settings import Settings, current_settings
 from .store import from_item, ledger_records, put_ledger_record, table_name
@@ -349,6 +350,13 @@ def _start_execution(environment: str, request: dict[str, Any]) -> str:
 
 
 def start_recovery(environment: str, source: str) -> RecoveryDecision:
+    """Decide and start the recovery (see `_decide_recovery`), and publish its metric."""
+    decision = _decide_recovery(environment, source)
+    publish_recovery(environment, decision.action)
+    return decision
+
+
+def _decide_recovery(environment: str, source: str) -> RecoveryDecision:
     """Start the recovery of a managed environment unless a guard stops it.
 
     The guards run in this order. Recovery is disabled in the settings, or the ledger has

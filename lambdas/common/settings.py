@@ -11,11 +11,13 @@ import os
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -28,6 +30,12 @@ from .github_settings import GitHubSettings
 from .waits import DEPLOYMENT_WAIT_SECONDS
 
 SECRET_KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*:[A-Za-z][A-Za-z0-9_.-]*$")
+SSM_PARAMETER_PATTERN = r"^/[A-Za-z0-9_.\-/]+$"
+# A Secrets Manager secret name (1 to 512 of these characters) or a full secret ARN.
+SECRETS_MANAGER_ID_PATTERN = (
+    r"^([A-Za-z0-9/_+=.@-]{1,512}"
+    r"|arn:aws[a-z-]*:secretsmanager:[a-z]{2}(-[a-z]+)+-\d:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512})$"
+)
 # Hosts where a plain http:// Pulumi Cloud URL is accepted: a local stand-in, never a remote API.
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -45,13 +53,108 @@ class SettingsError(ValueError):
     """The environments file is missing or invalid."""
 
 
-class SecretSource(BaseModel):
-    """The store of a required secret; only its reference travels through the workflow."""
+class SsmSecret(BaseModel):
+    """A secret stored as an SSM Parameter Store SecureString in the environment's region."""
 
     model_config = ConfigDict(extra="forbid")
 
-    source: Literal["ssm"] = Field(description="ssm: an SSM Parameter Store SecureString")
-    name: str = Field(min_length=1, pattern=r"^/[A-Za-z0-9_.\-/]+$")
+    source: Literal["ssm"]
+    name: str = Field(min_length=1, max_length=2048, pattern=SSM_PARAMETER_PATTERN)
+
+    def reference(self, region: str) -> dict[str, str]:
+        return {"source": self.source, "name": self.name, "region": region}
+
+
+class SecretsManagerSecret(BaseModel):
+    """A Secrets Manager secret, by name or ARN; `key` picks one field of a JSON secret."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["secretsmanager"]
+    name: str = Field(
+        pattern=SECRETS_MANAGER_ID_PATTERN,
+        description="the secret's name in the environment's region, or its full ARN",
+    )
+    key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="a top-level key of the secret's JSON SecretString; without it, the whole "
+        "SecretString is the value",
+    )
+
+    def region(self, environment_region: str) -> str:
+        """Return the secret's region: the ARN's, or the environment's for a plain name."""
+        if self.name.startswith("arn:"):
+            return self.name.split(":")[3]
+        return environment_region
+
+    def reference(self, region: str) -> dict[str, str]:
+        reference = {"source": self.source, "name": self.name, "region": self.region(region)}
+        if self.key is not None:
+            reference["jsonKey"] = self.key
+        return reference
+
+
+class StackConfigSecret(BaseModel):
+    """A secret already set in the stack's settings file (infra/Pulumi.<stack>.yaml) with
+    `pulumi config set --secret`, so only its ciphertext is stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["stack_config"]
+
+    def reference(self, region: str) -> dict[str, str]:
+        return {"source": self.source}
+
+
+SECRET_SOURCES = ("ssm", "secretsmanager", "stack_config")
+SECRET_SOURCE_FORMS = (
+    "{ssm: /parameter/name}, {secretsmanager: name-or-arn, key: json-key} (key optional) "
+    "or {stack_config: true}"
+)
+
+
+def _expand_secret_short_form(value: Any) -> Any:
+    """Turn the short forms `{ssm: NAME}`, `{secretsmanager: NAME, key: KEY}` and
+    `{stack_config: true}` into the `{source: ..., ...}` form that the models validate."""
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a mapping such as {SECRET_SOURCE_FORMS}")
+    named = [source for source in SECRET_SOURCES if source in value]
+    if "source" in value:
+        if named:
+            raise ValueError(
+                f"uses both `source` and the short form {named[0]!r}; write one of them"
+            )
+        return value
+    if len(named) != 1:
+        found = ", ".join(map(repr, named)) if named else "none"
+        raise ValueError(
+            f"must name exactly one secret source (found {found}); write {SECRET_SOURCE_FORMS}"
+        )
+    source = named[0]
+    rest = {key: item for key, item in value.items() if key != source}
+    if source == "stack_config":
+        if value[source] is not True:
+            raise ValueError("stack_config must be true: the secret is set in the stack's config")
+        return {"source": source, **rest}
+    return {"source": source, "name": value[source], **rest}
+
+
+SecretSource = Annotated[
+    SsmSecret | SecretsManagerSecret | StackConfigSecret,
+    Field(discriminator="source"),
+    BeforeValidator(_expand_secret_short_form),
+]
+
+
+def _check_secret_key(key: str) -> str:
+    if not SECRET_KEY_PATTERN.match(key):
+        raise ValueError(f"{key!r} is not a Pulumi config key of the form namespace:name")
+    return key
+
+
+SecretKey = Annotated[str, AfterValidator(_check_secret_key)]
 
 
 class HealthSettings(BaseModel):
@@ -93,6 +196,44 @@ class RecoverySettings(BaseModel):
     window_seconds: int = Field(default=3600, ge=60)
 
 
+# A drift check holds the environment's lock for a CodeBuild run of a few minutes, during which
+# deployments queue, so checks may not run more often than this.
+MIN_DRIFT_CHECK_MINUTES = 15
+
+
+class DriftCheckSettings(BaseModel):
+    """The scheduled drift check of a deployed environment (see lambdas/common/drift.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    every_minutes: int = Field(
+        default=6 * 60,
+        ge=0,
+        description=(
+            "minutes between two scheduled checks (an EventBridge rate schedule); 0 turns "
+            f"scheduled checks off, otherwise at least {MIN_DRIFT_CHECK_MINUTES}"
+        ),
+    )
+    remediate: StrictBool = Field(
+        default=False,
+        description=(
+            "true: a check that finds drift runs `pulumi up --refresh` to apply the program; "
+            "false: it only records and reports the drift"
+        ),
+    )
+
+    @field_validator("every_minutes")
+    @classmethod
+    def _check_period(cls, value: int) -> int:
+        if 0 < value < MIN_DRIFT_CHECK_MINUTES:
+            raise ValueError(
+                f"must be 0 (no scheduled checks) or at least {MIN_DRIFT_CHECK_MINUTES}, got "
+                f"{value}: each check holds the environment's lock while CodeBuild runs "
+                "`pulumi preview --refresh`"
+            )
+        return value
+
+
 class EnvironmentSettings(BaseModel):
     """One deployable environment: its Pulumi stack and its Elastic Beanstalk application."""
 
@@ -130,7 +271,13 @@ class EnvironmentSettings(BaseModel):
         ),
     )
     health_path: str = Field(default="/health", pattern=r"^/")
-    required_secrets: dict[str, SecretSource] = Field(default_factory=dict)
+    required_secrets: dict[SecretKey, SecretSource] = Field(
+        default_factory=dict,
+        description=(
+            "Pulumi config key -> where its secret value is stored; only the reference travels "
+            "through the workflow"
+        ),
+    )
     infra_check: Literal["always", "auto", "never"] = Field(
         default="auto",
         description=(
@@ -149,6 +296,7 @@ class EnvironmentSettings(BaseModel):
     )
     recovery: RecoverySettings = Field(default_factory=RecoverySettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    drift_check: DriftCheckSettings = Field(default_factory=DriftCheckSettings)
 
     @property
     def eb_environment_name(self) -> str:
@@ -184,18 +332,6 @@ class EnvironmentSettings(BaseModel):
                 "(Pulumi Cloud); remove them for an s3:// backend"
             )
         return self
-
-    @field_validator("required_secrets", mode="before")
-    @classmethod
-    def _check_secret_keys(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            bad = [key for key in value if not SECRET_KEY_PATTERN.match(str(key))]
-            if bad:
-                raise ValueError(
-                    f"{', '.join(map(repr, bad))}: not Pulumi config keys of the form "
-                    "namespace:name"
-                )
-        return value
 
     def resolved_backend_url(self, state_bucket: str) -> str:
         return self.backend_url.replace("{state_bucket}", state_bucket)
@@ -297,3 +433,29 @@ def load_settings(path: str | Path) -> Settings:
 def current_settings() -> Settings:
     """Return the settings named by ENVIRONMENTS_FILE, loaded once per process."""
     return load_settings(os.environ.get("ENVIRONMENTS_FILE", "environments.json"))
+
+
+STACK_SETTINGS_GLOB = "Pulumi.*.yaml"
+
+
+def read_stack_config_keys(infra_dir: Path) -> dict[str, dict[str, str]]:
+    """Map each stack with a settings file `Pulumi.<stack>.yaml` in `infra_dir` to its config
+    keys, each marked `secure` (set with `pulumi config set --secret`, stored encrypted) or
+    `plain`. No value is read into the result, so it can ship with the Lambda code."""
+    import yaml
+
+    from .strict_yaml import load_yaml
+
+    stacks: dict[str, dict[str, str]] = {}
+    for path in sorted(infra_dir.glob(STACK_SETTINGS_GLOB)):
+        stack = path.name[len("Pulumi.") : -len(".yaml")]
+        try:
+            document = load_yaml(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, ValueError) as error:
+            raise SettingsError(f"{path} is not valid YAML: {error}") from None
+        config = document.get("config") if isinstance(document, dict) else None
+        stacks[stack] = {
+            str(key): "secure" if isinstance(value, dict) and "secure" in value else "plain"
+            for key, value in (config or {}).items()
+        }
+    return stacks

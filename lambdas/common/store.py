@@ -111,3 +111,8 @@ def write_infrastructure_record(environment: str, fingerprint: str, checked_at: 
         "checkedAt": {"N": str(checked_at)},
     }
     client("dynamodb").put_item(TableName=table_name(), Item=item)
+
+
+def clear_infrastructure_record(environment: str) -> None:
+    """Forget the last clean Pulumi run, so the next deployment runs the drift check."""
+    client("dynamodb").delete_item(TableName=table_name(), Key=_infrastructure_key(environment))
