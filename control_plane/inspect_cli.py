@@ -2,6 +2,7 @@
 
 Both read only: the lease, the ledger, EB and the execution history. Against AWS they print
 links to the Step Functions console; `--output json` gives the same data to scripts.
+`show --graph FILE` also draws the execution's graph (see graph.py).
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
-from .executions import build_report, execution_arn
+from .executions import ExecutionReport, build_report, execution_arn
+from .graph import GRAPH_SUFFIXES, load_definition, render_graph, states_missing_from
 from .sandbox.clock import DEFAULT_START
 
 CONSOLE_EXECUTION_URL = (
@@ -116,9 +119,15 @@ def _summary(record: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def execution_view(target: Any, execution_arn: str) -> dict[str, Any]:
-    """Describe an execution: status, path, retries per state, failure and console link."""
-    report = build_report(target.sfn, execution_arn)
+def execution_view(
+    target: Any, execution_arn: str, report: ExecutionReport | None = None
+) -> dict[str, Any]:
+    """Describe an execution: status, path, retries per state, failure and console link.
+
+    `report` saves reading the history again when the caller already has it.
+    """
+    if report is None:
+        report = build_report(target.sfn, execution_arn)
     return {
         "executionArn": execution_arn,
         "status": report.status,
@@ -178,6 +187,57 @@ def _print_execution(view: dict[str, Any]) -> None:
         click.echo(f"console {view['consoleUrl']}")
 
 
+def _check_graph_file(
+    context: click.Context, parameter: click.Parameter, value: Path | None
+) -> Path | None:
+    if value is not None and value.suffix.lower() not in GRAPH_SUFFIXES:
+        raise click.BadParameter(
+            f"{value}: cannot draw a graph as {value.suffix or 'a file without extension'}; "
+            "name the file .svg (the image) or .html (a page with the image and a legend)"
+        )
+    return value
+
+
+def _write_graph(
+    target: Any, report: ExecutionReport, path: Path, error: type[click.ClickException]
+) -> None:
+    """Draw the execution's graph into `path`.
+
+    Warnings and the confirmation go to stderr, so the output of `--output json` stays JSON.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        definition, note = load_definition(target.sfn, report.arn)
+    except (BotoCoreError, ClientError) as problem:
+        raise error(
+            f"cannot read the state machine definition of {report.arn}: {problem}; the graph "
+            "needs states:DescribeStateMachineForExecution or states:DescribeStateMachine"
+        ) from None
+    notes = [note] if note else []
+    missing = states_missing_from(definition, report)
+    try:
+        content = render_graph(
+            path.suffix, definition, report, console_link(target, report.arn), notes
+        )
+    except ValueError as problem:
+        raise error(f"cannot draw the graph of {report.arn}: {problem}") from None
+    try:
+        path.write_text(content, encoding="utf-8")
+    except OSError as problem:
+        raise error(
+            f"cannot write the graph to {path}: {problem.strerror or problem}; "
+            "pass a path in an existing, writable folder"
+        ) from None
+    if missing:
+        notes.append(
+            "the history names states that are not in the definition: " + ", ".join(missing)
+        )
+    for line in notes:
+        click.echo(f"warning: {line}", err=True)
+    click.echo(f"graph written to {path}", err=True)
+
+
 def add_inspect_commands(
     main: click.Group,
     target_for: Callable[[bool, str | None], Any],
@@ -208,14 +268,25 @@ def add_inspect_commands(
     @click.option(
         "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
     )
-    def show(execution: str, sandbox: bool, region: str | None, output: str) -> None:
+    @click.option(
+        "--graph",
+        "graph_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        callback=_check_graph_file,
+        help="Also draw the state machine with the execution's path to this file: .svg for "
+        "the image, .html for a page with the image, the execution's facts and a legend.",
+    )
+    def show(
+        execution: str, sandbox: bool, region: str | None, output: str, graph_file: Path | None
+    ) -> None:
         """Show EXECUTION's path, retries and failure cause (an ARN or an execution name)."""
         target = target_for(sandbox, region)
         arn = execution
         if not execution.startswith("arn:"):
             arn = execution_arn(target.state_machine_arn, execution)
         try:
-            view = execution_view(target, arn)
+            report = build_report(target.sfn, arn)
+            view = execution_view(target, arn, report)
         except Exception as problem:
             code = getattr(problem, "response", {}).get("Error", {}).get("Code")
             if code in {"ExecutionDoesNotExist", "InvalidArn"}:
@@ -228,3 +299,5 @@ def add_inspect_commands(
             click.echo(json.dumps(view, indent=2, default=str))
         else:
             _print_execution(view)
+        if graph_file is not None:
+            _write_graph(target, report, graph_file, error)
