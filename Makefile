@@ -28,9 +28,9 @@ demo: setup
 
 ## The whole test suite: unit, functional, infra and workflow scenarios. Each test file runs
 ## in one worker process, because a sandbox (moto's state) is one per process; the scenario
-## tests start a fresh sandbox each, so they spread over every worker.
+## files are split over four test files (tests/workflow/scenario_shards.py) to share the workers.
 test: setup
-	$(PY) -m pytest -q -n auto --dist loadgroup
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 ## Synthesize the CloudFormation template with the CDK CLI (offline).
 synth: setup node_modules/.installed

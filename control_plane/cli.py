@@ -26,6 +26,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from lambdas.common.errors import UNEXPECTED_FAILURE
 from lambdas.common.models import REQUEST_ID_PATTERN
+from lambdas.common.settings import ENVIRONMENT_NAME_PATTERN
 from lambdas.common.store import from_item
 
 from .bundle import BundleError, build_bundle, checksum
@@ -66,6 +67,11 @@ EXIT_CODES = {
     "EnvironmentBusy": 25,
     "LeaseLost": 26,
     "WaitTimedOut": 27,
+    "RecoveryCancelled": 28,
+    # Scheduled drift checks end SUCCEEDED whatever they found.
+    "NoDrift": 0,
+    "DriftDetected": 0,
+    "DriftRemediated": 0,
     UNEXPECTED_FAILURE: 30,
 }
 # 128 + SIGINT, as shells report a command ended by Ctrl-C.
@@ -257,9 +263,13 @@ def _failure_message(report: ExecutionReport) -> str:
 
 
 def _app_url(target: Target, environment: str, record: dict[str, Any]) -> str | None:
-    from lambdas.common.settings import load_settings
+    from lambdas.common.settings import SettingsError, load_settings
 
-    settings = load_settings(REPO_ROOT / "environments.yaml").environment(environment)
+    try:
+        settings = load_settings(REPO_ROOT / "environments.yaml").environment(environment)
+    except SettingsError:
+        # The deployment has ended; a settings file changed since then costs only the URL.
+        return None
     found = target.elasticbeanstalk.describe_environments(
         ApplicationName=settings.eb_application, IncludeDeleted=False
     )["Environments"]
@@ -470,9 +480,28 @@ def _print_summary(summary: dict[str, Any], output: str) -> None:
         click.echo(f"error        {summary['error']}: {summary['cause']}")
 
 
-@click.group()
+class _CommandGroup(click.Group):
+    """Report an AWS error that a command does not handle as a message, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (BotoCoreError, ClientError) as error:
+            raise CliError(f"AWS call failed: {error}") from None
+
+
+@click.group(cls=_CommandGroup)
 def main() -> None:
     """Deploy Elastic Beanstalk apps through the control plane's state machine."""
+
+
+def _validate_environment(context: click.Context, parameter: click.Parameter, value: str) -> str:
+    if not ENVIRONMENT_NAME_PATTERN.fullmatch(value):
+        raise click.BadParameter(
+            f"{value[:40]!r} is not an environment name: 1 to 31 lowercase letters, digits and "
+            "dashes, starting with a letter, as in environments.yaml"
+        )
+    return value
 
 
 def _validate_request_id(
@@ -487,7 +516,13 @@ def _validate_request_id(
 
 
 @main.command()
-@click.option("--environment", "-e", required=True, help="Environment name from environments.yaml.")
+@click.option(
+    "--environment",
+    "-e",
+    required=True,
+    callback=_validate_environment,
+    help="Environment name from environments.yaml.",
+)
 @click.option("--version", "-v", "version", required=True, help="Application version label.")
 @click.option(
     "--bundle",
@@ -518,6 +553,11 @@ def deploy(
 
     Ctrl-C stops waiting but not the deployment, and the command then exits with status 130.
     """
+    try:
+        _environment_settings(environment)
+    except CliError as problem:
+        # Checked before anything is uploaded or started.
+        raise click.BadParameter(str(problem), param_hint="'--environment'") from None
     bundle_data = _build_local_bundle(bundle)
     target = _sandbox_target(start=True) if sandbox else _aws_target(region)
     request_id = request_id or f"cli-{uuid.uuid4().hex[:12]}"
@@ -558,7 +598,13 @@ def bundle(source: Path, output_file: Path | None) -> None:
     if data is None:
         raise click.UsageError("SOURCE must be a local app folder, not an s3:// URI")
     target = output_file or Path.cwd() / f"{source.resolve().name}.zip"
-    target.write_bytes(data)
+    try:
+        target.write_bytes(data)
+    except OSError as error:
+        raise CliError(
+            f"cannot write the bundle to {target} ({error.strerror}); pass -o with a file "
+            "path in an existing folder"
+        ) from None
     click.echo(f"{target}  {len(data)} bytes  sha256 {checksum(data)}")
 
 
@@ -625,7 +671,7 @@ def _lock_view(target: Target, item: dict[str, Any] | None) -> dict[str, Any] | 
 
 
 @lock.command("show")
-@click.option("--environment", "-e", required=True)
+@click.option("--environment", "-e", required=True, callback=_validate_environment)
 @_target_options
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def lock_show(environment: str, sandbox: bool, region: str | None, output: str) -> None:
@@ -648,7 +694,7 @@ def lock_show(environment: str, sandbox: bool, region: str | None, output: str) 
 
 
 @lock.command("release")
-@click.option("--environment", "-e", required=True)
+@click.option("--environment", "-e", required=True, callback=_validate_environment)
 @_target_options
 def lock_release(environment: str, sandbox: bool, region: str | None) -> None:
     """Release ENVIRONMENT's lock after its holder's execution has ended.
@@ -676,7 +722,7 @@ def lock_release(environment: str, sandbox: bool, region: str | None) -> None:
 
 
 @main.command()
-@click.option("--environment", "-e", required=True)
+@click.option("--environment", "-e", required=True, callback=_validate_environment)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @_target_options
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)

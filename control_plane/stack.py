@@ -21,8 +21,13 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from lambdas.common import recovery
-from lambdas.common.settings import Settings
+from lambdas.common import drift, readiness, recovery
+from lambdas.common.settings import (
+    SecretsManagerSecret,
+    Settings,
+    SsmSecret,
+    read_stack_config_keys,
+)
 
 from .github_oidc import GitHubDeployRole
 from .workflow import DeploymentWorkflow, TaskFunctions
@@ -34,10 +39,19 @@ TASK_MODULES = {field: field for field in TaskFunctions.__dataclass_fields__}
 # throttled call wait at most 15 s (lambdas/common/aws.py). A task still running after this is
 # stuck: Lambda stops it with Sandbox.Timedout, and Step Functions retries it once.
 TASK_TIMEOUT_SECONDS = 60
+# EB actions of the readiness checks of WaitForEnvironment and WaitForDeployment, which the
+# awaits and ReleaseWaiters run too.
+READINESS_CHECK_ACTIONS = (
+    "elasticbeanstalk:DescribeEnvironments",
+    "elasticbeanstalk:DescribeEvents",
+    "elasticbeanstalk:DescribeEnvironmentHealth",
+)
 # AWS's public Powertools layer, which also carries pydantic v2: the Python 3.11 x86_64 build.
 POWERTOOLS_LAYER = (
     "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:7"
 )
+# Staged beside environments.json; Preflight reads it through STACK_CONFIG_KEYS_FILE.
+STACK_CONFIG_KEYS_FILE = "stack_config_keys.json"
 
 
 def stage_lambda_code(settings: Settings, staging_dir: Path) -> Path:
@@ -51,6 +65,12 @@ def stage_lambda_code(settings: Settings, staging_dir: Path) -> Path:
     )
     (staging_dir / "environments.json").write_text(
         json.dumps(settings.model_dump(mode="json"), indent=2, sort_keys=True), encoding="utf-8"
+    )
+    # Preflight checks `stack_config` secrets against the stack settings files' keys. The
+    # Lambda runtime has no YAML parser, so the keys ship as JSON, without any value.
+    (staging_dir / STACK_CONFIG_KEYS_FILE).write_text(
+        json.dumps(read_stack_config_keys(REPO_ROOT / "infra"), indent=2, sort_keys=True),
+        encoding="utf-8",
     )
     return staging_dir
 
@@ -138,6 +158,8 @@ class ControlPlaneStack(Stack):
         )
 
         self._recovery(lambda_staging_dir)
+        self._drift_checks(lambda_staging_dir)
+        self._readiness_events(lambda_staging_dir)
 
         # The CLI finds the control plane through these outputs.
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
@@ -230,6 +252,135 @@ class ControlPlaneStack(Stack):
             targets=[events_targets.LambdaFunction(self.sweep_function)],
         )
 
+    def _readiness_events(self, staging_dir: Path) -> None:
+        """Wire the release of waits on EB events: the rule and its ReleaseWaiters Lambda.
+
+        The rule matches every status-change and health event of a managed EB environment.
+        The Lambda runs the readiness check of that environment's waiters and completes the
+        task tokens it decides (lambdas/common/readiness.py).
+        """
+        self.release_waiters_function = lambda_.Function(
+            self,
+            "ReleaseWaitersFunction",
+            runtime=lambda_.Runtime.PYTHON_3_11,
+            handler="lambdas.release_waiters.handler",
+            code=lambda_.Code.from_asset(str(staging_dir)),
+            layers=[
+                lambda_.LayerVersion.from_layer_version_arn(
+                    self, "ReadinessPowertools", POWERTOOLS_LAYER.format(region=self.region)
+                )
+            ],
+            timeout=Duration.seconds(TASK_TIMEOUT_SECONDS),
+            memory_size=256,
+            environment={
+                "TABLE_NAME": self.table.table_name,
+                "ENVIRONMENTS_FILE": "environments.json",
+                "POWERTOOLS_SERVICE_NAME": "control-plane",
+            },
+            tracing=lambda_.Tracing.ACTIVE,
+            # Lambda's asynchronous invocation retries a check that failed. A wait left
+            # undecided meanwhile falls back to polling.
+            retry_attempts=2,
+            max_event_age=Duration.hours(1),
+        )
+        self._grant_readiness_check(self.release_waiters_function)
+        managed_names = sorted(
+            {settings.eb_environment_name for settings in self._settings.environments.values()}
+        )
+        self.readiness_rule = events.Rule(
+            self,
+            "EnvironmentReadinessRule",
+            description="Releases the deployments that wait for a managed EB environment",
+            event_pattern=events.EventPattern(
+                source=[recovery.EB_SOURCE],
+                detail_type=[recovery.RESOURCE_STATUS_CHANGE, readiness.HEALTH_STATUS_CHANGE],
+                detail={"EnvironmentName": managed_names},
+            ),
+            targets=[events_targets.LambdaFunction(self.release_waiters_function)],
+        )
+
+    def _grant_readiness_check(self, function: lambda_.IFunction) -> None:
+        """Let `function` store waiters, run the readiness checks and complete task tokens."""
+        self.table.grant_read_write_data(function)
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=list(READINESS_CHECK_ACTIONS), resources=["*"])
+        )
+        # What StateMachine.grant_task_response grants. By the state machine's fixed name,
+        # because the task functions exist before the state machine does.
+        state_machine = self.format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=self.state_machine_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "states:SendTaskSuccess",
+                    "states:SendTaskFailure",
+                    "states:SendTaskHeartbeat",
+                ],
+                resources=[state_machine],
+            )
+        )
+
+    def _drift_checks(self, staging_dir: Path) -> None:
+        """Wire scheduled drift checks: one rate schedule per environment, one starter Lambda.
+
+        An environment with `drift_check.every_minutes: 0` gets no schedule. Each rule passes
+        the environment and the event's time to StartDriftCheck, which names the check after
+        the schedule slot of that time.
+        """
+        self.start_drift_check_function = lambda_.Function(
+            self,
+            "StartDriftCheckFunction",
+            runtime=lambda_.Runtime.PYTHON_3_11,
+            handler="lambdas.start_drift_check.handler",
+            code=lambda_.Code.from_asset(str(staging_dir)),
+            layers=[
+                lambda_.LayerVersion.from_layer_version_arn(
+                    self, "DriftCheckPowertools", POWERTOOLS_LAYER.format(region=self.region)
+                )
+            ],
+            timeout=Duration.seconds(drift.START_DRIFT_CHECK_TIMEOUT_SECONDS),
+            memory_size=256,
+            environment={
+                "TABLE_NAME": self.table.table_name,
+                "STATE_MACHINE_ARN": self.state_machine.state_machine_arn,
+                "ENVIRONMENTS_FILE": "environments.json",
+                "POWERTOOLS_SERVICE_NAME": "control-plane",
+            },
+            tracing=lambda_.Tracing.ACTIVE,
+        )
+        # The ledger (last Deployed version, destroy intent) and the lock are read, not written.
+        self.table.grant_read_data(self.start_drift_check_function)
+        self.state_machine.grant_start_execution(self.start_drift_check_function)
+        self.start_drift_check_function.add_to_role_policy(self._maintenance_switch_read())
+
+        self.drift_check_schedules: dict[str, events.Rule] = {}
+        for name, settings in sorted(self._settings.environments.items()):
+            minutes = settings.drift_check.every_minutes
+            if minutes == 0:
+                continue
+            target_input = events.RuleTargetInput.from_object(
+                {
+                    "environment": name,
+                    "scheduledAt": events.EventField.time,
+                    "eventId": events.EventField.event_id,
+                }
+            )
+            self.drift_check_schedules[name] = events.Rule(
+                self,
+                f"DriftCheckSchedule-{name}",
+                description=f"Starts the scheduled drift check of environment {name}",
+                schedule=events.Schedule.rate(Duration.minutes(minutes)),
+                targets=[
+                    events_targets.LambdaFunction(
+                        self.start_drift_check_function, event=target_input
+                    )
+                ],
+            )
+
     def _maintenance_switch_read(self) -> iam.PolicyStatement:
         return iam.PolicyStatement(
             actions=["ssm:GetParameter"],
@@ -320,11 +471,53 @@ class ControlPlaneStack(Stack):
                 resources=[
                     self.format_arn(
                         service="ssm", resource="parameter", resource_name="control-plane/*"
-                    )
+                    ),
+                    # Required secrets may live elsewhere and in the environments' own regions.
+                    *self._declared_secret_arns("ssm"),
                 ],
             )
         )
+        declared_secrets = self._declared_secret_arns("secretsmanager")
+        if declared_secrets:
+            project.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["secretsmanager:GetSecretValue"], resources=declared_secrets
+                )
+            )
         return project
+
+    def _declared_secret_arns(self, service: str) -> list[str]:
+        """Return the ARNs of the required secrets of every environment stored in `service`.
+
+        Each ARN is in the environment's region. A Secrets Manager secret given by name matches
+        `<name>-??????`, the six random characters that Secrets Manager appends in its ARN.
+        """
+        arns: set[str] = set()
+        for environment in self._settings.environments.values():
+            for source in environment.required_secrets.values():
+                if service == "ssm" and isinstance(source, SsmSecret):
+                    arns.add(
+                        self.format_arn(
+                            service="ssm",
+                            region=environment.region,
+                            resource="parameter",
+                            resource_name=source.name.lstrip("/"),
+                        )
+                    )
+                elif service == "secretsmanager" and isinstance(source, SecretsManagerSecret):
+                    if source.name.startswith("arn:"):
+                        arns.add(source.name)
+                        continue
+                    arns.add(
+                        self.format_arn(
+                            service="secretsmanager",
+                            region=environment.region,
+                            resource="secret",
+                            resource_name=f"{source.name}-??????",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    )
+        return sorted(arns)
 
     def _task_functions(self, settings: Settings, staging_dir: Path) -> TaskFunctions:
         code = lambda_.Code.from_asset(str(stage_lambda_code(settings, staging_dir)))
@@ -337,6 +530,7 @@ class ControlPlaneStack(Stack):
             "BUNDLE_BUCKET": self.bundle_bucket.bucket_name,
             "TOPIC_ARN": self.topic.topic_arn,
             "ENVIRONMENTS_FILE": "environments.json",
+            "STACK_CONFIG_KEYS_FILE": STACK_CONFIG_KEYS_FILE,
             # The program CodeBuild runs; InspectInfrastructure compares it with the last run.
             "PROGRAM_FINGERPRINT": self.program_fingerprint,
             "POWERTOOLS_SERVICE_NAME": "control-plane",
@@ -373,6 +567,8 @@ class ControlPlaneStack(Stack):
         ):
             self.table.grant_read_write_data(function)
         self.topic.grant_publish(functions.record)
+        # ReadDriftResult writes or deletes the fast path's record of the last clean run.
+        self.table.grant_read_write_data(functions.read_drift_result)
         self.table.grant_read_data(functions.prepare_recovery)
         functions.prepare_recovery.add_to_role_policy(self._maintenance_switch_read())
         executions = self.format_arn(
@@ -393,6 +589,7 @@ class ControlPlaneStack(Stack):
             functions.inspect_infrastructure,
             functions.resolve_outputs,
             functions.classify_build_failure,
+            functions.read_drift_result,
         ):
             self.state_bucket.grant_read(function)
         token_secrets = sorted(
@@ -419,9 +616,17 @@ class ControlPlaneStack(Stack):
                     )
                 )
         self.bundle_bucket.grant_read(functions.preflight)
+        # DescribeParameters takes no resource-level permissions; it returns no values.
         functions.preflight.add_to_role_policy(
             iam.PolicyStatement(actions=["ssm:DescribeParameters"], resources=["*"])
         )
+        declared_secrets = self._declared_secret_arns("secretsmanager")
+        if declared_secrets:
+            functions.preflight.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["secretsmanager:DescribeSecret"], resources=declared_secrets
+                )
+            )
         eb_readers = (
             functions.inspect_infrastructure,
             functions.wait_for_transition,
@@ -436,6 +641,11 @@ class ControlPlaneStack(Stack):
                     actions=["elasticbeanstalk:DescribeEnvironments"], resources=["*"]
                 )
             )
+        # WaitForDeployment also reads the update's events and the health causes.
+        functions.wait_for_deployment.add_to_role_policy(
+            iam.PolicyStatement(actions=list(READINESS_CHECK_ACTIONS[1:]), resources=["*"])
+        )
+        self._grant_readiness_check(functions.await_readiness)
         functions.deploy_version.add_to_role_policy(
             iam.PolicyStatement(
                 actions=[

@@ -16,7 +16,16 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from lambdas.common.drift import (
+    CHECK_ONLY_ACTION,
+    DRIFT_CHECK_TRIGGER,
+    DRIFT_DETECTED,
+    DRIFT_REMEDIATED,
+    NO_DRIFT,
+    REMEDIATE_ACTION,
+)
 from lambdas.common.errors import FAILURE_NAMES, UNEXPECTED_FAILURE
+from lambdas.common.readiness import READINESS_HEARTBEAT_SECONDS, WAIT_BUDGET_SECONDS, WaitFor
 from lambdas.common.waits import DEPLOYMENT_WAIT_SECONDS, ENVIRONMENT_WAIT_SECONDS
 
 
@@ -53,6 +62,13 @@ READINESS_RETRY = RetryPolicy(
     full_jitter=True,
     max_attempts=math.ceil(2 * _LONGEST_WAIT_SECONDS / (READINESS_MAX_DELAY_SECONDS / 2)),
 )
+# AwaitEnvironment and AwaitDeployment wait for EB's events (lambdas/common/readiness.py). They
+# go on with their polling task on these errors. A timeout means no event came within the
+# heartbeat (moto reports that as States.Timeout only) or the wait's budget is spent, and then
+# the polling task ends the wait with WaitTimedOut. EnvironmentNotReady is the release handing
+# the wait over while health is undecided. The polling task measures the same deadline from
+# the same start.
+AWAIT_FALLBACK_ERRORS = ["States.Timeout", "States.HeartbeatTimeout", "EnvironmentNotReady"]
 # WaitForTransition has no deadline, so a fixed count bounds it: 30 checks 20 s apart.
 TRANSITION_RETRY = RetryPolicy("EnvironmentNotReady", interval_seconds=20, max_attempts=29)
 # The time the current state was entered. Retry attempts stay in the same state entry, so a wait
@@ -113,6 +129,12 @@ TIMEOUT_RETRY = LambdaFailureRetry(
 # may hit after that side effect, so Step Functions does not run it again. DeployVersion notes
 # its update on the lease before starting it, so a repeated run reports that update instead.
 MUTATING_TASKS = frozenset({"Rollback"})
+# An await's own States.Timeout means that no event came, and its catch handles that. So only
+# the Lambda's timeouts are retried.
+AWAIT_TASKS = frozenset({"AwaitEnvironment", "AwaitDeployment"})
+AWAIT_TIMEOUT_RETRY = LambdaFailureRetry(
+    ("Sandbox.Timedout", "Lambda.Unknown"), interval_seconds=2, max_attempts=1, backoff_rate=2
+)
 # Failures after which a task is caught with its state named in the cause. The error output of
 # each of them carries a Cause string. States.Timeout is left to the States.ALL catch.
 UNFINISHED_ERRORS = (
@@ -146,6 +168,8 @@ class TaskFunctions:
     rollback: lambda_.IFunction
     release_lock: lambda_.IFunction
     record: lambda_.IFunction
+    read_drift_result: lambda_.IFunction
+    await_readiness: lambda_.IFunction
 
 
 def _add_retry(task: tasks.LambdaInvoke, policy: RetryPolicy) -> None:
@@ -285,34 +309,96 @@ class DeploymentWorkflow(Construct):
         _add_retry(wait_for_transition, TRANSITION_RETRY)
         wait_for_transition.next(inspect)
 
-        def action(name: str, pulumi_action: str) -> sfn.Pass:
+        run_drift_check = self._drift_check()
+
+        def action(name: str, pulumi_action: str, build: sfn.IChainable = run_pulumi) -> sfn.Pass:
             return sfn.Pass(
                 self,
                 name,
                 result=sfn.Result.from_string(pulumi_action),
                 result_path="$.pulumiAction",
-            ).next(run_pulumi)
+            ).next(build)
 
         plan = "$.inspection.plan"
+        scheduled = sfn.Condition.string_equals("$.request.trigger", DRIFT_CHECK_TRIGGER)
         choose = (
             sfn.Choice(self, "ChoosePlan")
             .when(sfn.Condition.string_equals(plan, "provision"), action("Provision", "up"))
             .when(sfn.Condition.string_equals(plan, "recover"), action("Recover", "recover"))
             .when(sfn.Condition.string_equals(plan, "wait-transitional"), wait_for_transition)
             .when(sfn.Condition.string_equals(plan, "none"), skip_pulumi)
+            .when(
+                sfn.Condition.and_(
+                    scheduled, sfn.Condition.boolean_equals("$.inspection.checkOnly", True)
+                ),
+                action("CheckOnly", CHECK_ONLY_ACTION, run_drift_check),
+            )
+            .when(scheduled, action("CheckAndRemediate", REMEDIATE_ACTION, run_drift_check))
             .otherwise(action("CheckDrift", "check"))
         )
         return inspect.next(choose)
 
     def _run_pulumi(self, resolve_outputs: sfn.IChainable) -> sfn.IChainable:
+        task = self._pulumi_build("RunPulumi")
+        classify = self._lambda_task(
+            "ClassifyBuildFailure",
+            self._functions.classify_build_failure,
+            "$.failure",
+            target="$.target",
+            failure="$.failure",
+            catch=False,
+        )
+        classify.add_catch(self._release_after_failure, errors=ALL_ERRORS, result_path="$.error")
+        classify.next(self._release_after_failure)
+        self._classify_build_failure = classify
+        task.add_catch(classify, errors=ALL_ERRORS, result_path="$.failure")
+        return task.next(resolve_outputs)
+
+    def _drift_check(self) -> sfn.IChainable:
+        """Build the states of a scheduled drift check (trigger=schedule) after ChoosePlan.
+
+        One Pulumi run (`check-only`, or `check` where the environment remediates), its outcome,
+        then ReleaseLock and Record, and no version is deployed. Drift is not a failure, so the
+        execution ends in the Succeed state named after the outcome. A failed run goes through
+        ClassifyBuildFailure like any other. Call it after `_run_pulumi`.
+        """
+        build = self._pulumi_build("RunDriftCheck")
+        build.add_catch(self._classify_build_failure, errors=ALL_ERRORS, result_path="$.failure")
+        read = self._lambda_task(
+            "ReadDriftResult",
+            self._functions.read_drift_result,
+            "$.drift",
+            target="$.target",
+            inspection="$.inspection",
+            build="$.build",
+        )
+        outcome = "$.drift.outcome"
+        ends = (
+            sfn.Choice(self, "DriftCheckOutcome")
+            .when(
+                sfn.Condition.string_equals(outcome, DRIFT_DETECTED),
+                sfn.Succeed(self, DRIFT_DETECTED),
+            )
+            .when(
+                sfn.Condition.string_equals(outcome, DRIFT_REMEDIATED),
+                sfn.Succeed(self, DRIFT_REMEDIATED),
+            )
+            .otherwise(sfn.Succeed(self, NO_DRIFT))
+        )
+        record = self._record("RecordDriftCheck", next_state=ends)
+        read.next(self._release_lock("ReleaseLockAfterDriftCheck", next_state=record))
+        return build.next(read)
+
+    def _pulumi_build(self, name: str) -> tasks.CodeBuildStartBuild:
+        """Create a task that runs the runner in CodeBuild with the action in $.pulumiAction."""
         plaintext = codebuild.BuildEnvironmentVariableType.PLAINTEXT
 
         def variable(value: str) -> codebuild.BuildEnvironmentVariable:
             return codebuild.BuildEnvironmentVariable(type=plaintext, value=value)
 
-        task = tasks.CodeBuildStartBuild(
+        return tasks.CodeBuildStartBuild(
             self,
-            "RunPulumi",
+            name,
             project=self._project,
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             environment_variables_override={
@@ -338,18 +424,6 @@ class DeploymentWorkflow(Construct):
             },
             result_path="$.build",
         )
-        classify = self._lambda_task(
-            "ClassifyBuildFailure",
-            self._functions.classify_build_failure,
-            "$.failure",
-            target="$.target",
-            failure="$.failure",
-            catch=False,
-        )
-        classify.add_catch(self._release_after_failure, errors=ALL_ERRORS, result_path="$.error")
-        classify.next(self._release_after_failure)
-        task.add_catch(classify, errors=ALL_ERRORS, result_path="$.failure")
-        return task.next(resolve_outputs)
 
     def _resolve_outputs(self) -> sfn.IChainable:
         resolve = self._lambda_task(
@@ -372,14 +446,29 @@ class DeploymentWorkflow(Construct):
         return resolve.next(wait)
 
     def _wait_for_environment(self) -> sfn.IChainable:
+        begin = self._begin_wait("BeginEnvironmentWait", "$.environmentWait")
         task = self._environment_task(
             "WaitForEnvironment",
             self._functions.wait_for_environment,
             "$.environment",
-            waitStartedAt=WAIT_STARTED_AT,
+            waitStartedAt="$.environmentWait.startedAt",
         )
         _add_retry(task, READINESS_RETRY)
-        return task.next(self._deploy_version())
+        wait = self._await(
+            "AwaitEnvironment",
+            "environment",
+            "$.environment",
+            polling=task,
+            failure_next=self._release_after_failure,
+            target="$.target",
+            outputs="$.outputs",
+            lock="$.lock",
+            waitStartedAt="$.environmentWait.startedAt",
+        )
+        deploy = self._deploy_version()
+        task.next(deploy)
+        wait.next(deploy)
+        return begin.next(wait)
 
     def _deploy_version(self) -> sfn.IChainable:
         task = self._environment_task(
@@ -398,12 +487,78 @@ class DeploymentWorkflow(Construct):
             target="$.target",
             outputs="$.outputs",
             deployment="$.deployment",
-            waitStartedAt=WAIT_STARTED_AT,
+            waitStartedAt="$.deploymentWait.startedAt",
         )
         _add_retry(task, READINESS_RETRY)
         # From here on the update has started: any failure rolls back.
         task.add_catch(self._rollback_decision, errors=ALL_ERRORS, result_path="$.failure")
-        return task.next(self._verify_health())
+        wait = self._await(
+            "AwaitDeployment",
+            "deployment",
+            "$.environment",
+            polling=task,
+            failure_next=self._rollback_decision,
+            target="$.target",
+            outputs="$.outputs",
+            deployment="$.deployment",
+            waitStartedAt="$.deploymentWait.startedAt",
+        )
+        verify = self._verify_health()
+        task.next(verify)
+        wait.next(verify)
+        return self._begin_wait("BeginDeploymentWait", "$.deploymentWait").next(wait)
+
+    def _begin_wait(self, name: str, result_path: str) -> sfn.Pass:
+        """Record when a wait on the environment starts, at `<result_path>.startedAt`.
+
+        Its await and its polling task both measure the wait's one deadline from it.
+        """
+        return sfn.Pass(
+            self,
+            name,
+            parameters={"startedAt": sfn.JsonPath.string_at(WAIT_STARTED_AT)},
+            result_path=result_path,
+        )
+
+    def _await(
+        self,
+        name: str,
+        wait_for: WaitFor,
+        result_path: str,
+        *,
+        polling: sfn.IChainable,
+        failure_next: sfn.IChainable,
+        **inputs: str,
+    ) -> tasks.LambdaInvoke:
+        """Create a task that waits until an EB event releases it, then goes on to its next.
+
+        Its payload is the polling task's input (`inputs`) plus the task token. It ends as the
+        polling task would: with the check's result at `result_path`, or with the check's
+        error, which it routes to `failure_next`. Without an event it times out into `polling`.
+        """
+        fields = {key: sfn.JsonPath.object_at(path) for key, path in inputs.items()}
+        task = tasks.LambdaInvoke(
+            self,
+            name,
+            lambda_function=self._functions.await_readiness,
+            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "request": sfn.JsonPath.object_at("$.request"),
+                    "executionArn": sfn.JsonPath.execution_id,
+                    "taskToken": sfn.JsonPath.task_token,
+                    "waitFor": wait_for,
+                    **fields,
+                }
+            ),
+            result_path=result_path,
+            heartbeat_timeout=sfn.Timeout.duration(Duration.seconds(READINESS_HEARTBEAT_SECONDS)),
+            task_timeout=sfn.Timeout.duration(Duration.seconds(WAIT_BUDGET_SECONDS[wait_for])),
+        )
+        self._handle_lambda_failures(task, unfinished_next=failure_next)
+        task.add_catch(polling, errors=AWAIT_FALLBACK_ERRORS, result_path="$.readinessFallback")
+        task.add_catch(failure_next, errors=ALL_ERRORS, result_path="$.failure")
+        return task
 
     def _verify_health(self) -> sfn.IChainable:
         task = self._environment_task(
@@ -622,7 +777,9 @@ class DeploymentWorkflow(Construct):
         """
         name = task.node.id
         rules = [THROTTLE_RETRY]
-        if name not in MUTATING_TASKS:
+        if name in AWAIT_TASKS:
+            rules += [CRASH_RETRY, AWAIT_TIMEOUT_RETRY]
+        elif name not in MUTATING_TASKS:
             rules += [CRASH_RETRY, TIMEOUT_RETRY]
         for rule in rules:
             task.add_retry(

@@ -1,11 +1,13 @@
 """Deployment runner: the Pulumi steps of one control plane request, run by CodeBuild.
 
 Contract (environment variables set by the build):
-  PULUMI_ACTION              up | recover | check
+  PULUMI_ACTION              up | recover | check | check-only
   PULUMI_STACK               stack name, e.g. dev
   PULUMI_BACKEND_URL         s3://bucket (read by pulumi itself)
   PULUMI_CONFIG_PASSPHRASE   passphrase of the stack's secrets provider (read by pulumi)
-  PULUMI_SECRETS             JSON object: Pulumi config key -> SSM parameter name (optional)
+  PULUMI_SECRETS             JSON object: Pulumi config key -> where its value is stored,
+                             {"source": "ssm" | "secretsmanager" | "stack_config", "name",
+                             "region", "jsonKey"}, or an SSM parameter name (optional)
   RESULT_URI                 s3://bucket/key that receives the result document
   CONTROL_PLANE_REQUEST_ID   request id, copied into the logs and the result (optional)
   PULUMI_LOCK_RETRIES        retries of a locked stack operation (optional, default 3)
@@ -20,9 +22,9 @@ Contract (environment variables set by the build):
   EB_WAIT_POLL_SECONDS       seconds between two DescribeEnvironments calls (default 20)
 
 The result document is written to RESULT_URI on every exit. The exit code is 0 on success
-and 1 on failure. `error.name` in the document names the failure, and `repairs` lists what
-the runner fixed on the way (pending operations, stale locks, an `up` run again once EB was
-Ready).
+and 1 on failure; a `check-only` run that finds drift succeeds and lists it in `drift`.
+`error.name` in the document names the failure, and `repairs` lists what the runner fixed on
+the way (pending operations, stale locks, an `up` run again once EB was Ready).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 INFRA_DIR = Path(__file__).resolve().parent
@@ -48,21 +51,36 @@ from runner_lib.beanstalk import EnvironmentWaiter  # noqa: E402
 from runner_lib.errors import PreviewFailed, RunnerError, UpFailed  # noqa: E402
 from runner_lib.pulumi_cli import PulumiCli  # noqa: E402
 from runner_lib.result import ResultDocument  # noqa: E402
-from runner_lib.settings import load_settings, read_project_name, read_versions  # noqa: E402
+from runner_lib.secrets import SecretReader  # noqa: E402
+from runner_lib.settings import (  # noqa: E402
+    PREVIEW_ACTIONS,
+    load_settings,
+    read_project_name,
+    read_versions,
+)
 
 logger = logging.getLogger("runner")
+# Standard retry mode: throttling and transient errors are retried with backoff and jitter, at
+# most five attempts per call, as in the task Lambdas (lambdas/common/aws.py).
+CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 5})
+
+
+def default_client(service: str, region_name: str | None = None) -> Any:
+    """Return a boto3 client in `region_name`, or in the build's region."""
+    return boto3.client(service, region_name=region_name, config=CLIENT_CONFIG)
 
 
 def main(
     environ: dict[str, str] | None = None,
     *,
     sleep: Callable[[float], None] = time.sleep,
-    client_factory: Callable[[str], Any] = boto3.client,
+    client_factory: Callable[..., Any] = default_client,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
     """Run the action that PULUMI_ACTION names and return the process exit code.
 
-    `sleep`, `client_factory` (boto3 client by service name) and `now` are replaced by tests.
+    `sleep`, `client_factory` (boto3 client by service name, and `region_name` for a secret
+    in another region) and `now` are replaced by tests.
     """
     environ = dict(os.environ) if environ is None else environ
     _configure_logging(environ.get("CONTROL_PLANE_REQUEST_ID", ""))
@@ -95,14 +113,15 @@ def main(
             sleep=sleep,
         )
         versions = read_versions(INFRA_DIR / "versions.env")
-        ssm = client_factory("ssm") if settings.secrets else None
+        secrets = SecretReader(client_factory)
         logger.info("starting %s of stack %s", settings.action, settings.stack)
-        Runner(settings, cli, ssm, INFRA_DIR, versions["PULUMI_VERSION"], document, waiter).run()
+        pulumi_version = versions["PULUMI_VERSION"]
+        Runner(settings, cli, secrets, INFRA_DIR, pulumi_version, document, waiter).run()
     except RunnerError as error:
         document.error = error
     except Exception as error:
         logger.exception("unexpected runner failure")
-        failure = PreviewFailed if document.action == "check" else UpFailed
+        failure = PreviewFailed if document.action in PREVIEW_ACTIONS else UpFailed
         document.error = failure(f"unexpected runner failure: {error!r}")
     finally:
         document.commands = list(cli.commands) if cli else []

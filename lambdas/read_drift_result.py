@@ -31,7 +31,7 @@ from .common.models import TaskEvent
 from .common.observability import logger, task_handler
 from .common.store import clear_infrastructure_record, write_infrastructure_record
 
-# Changed resources quoted in the message; the record's `drift` field lists more.
+# Changed resources quoted in the message. The record's `drift` field lists more.
 QUOTED_CHANGES = 5
 
 

@@ -15,6 +15,7 @@ from .common.errors import FAILURE_NAMES, UNEXPECTED_FAILURE
 from .common.metrics import publish_deployment
 from .common.observability import logger, task_handler
 from .common.store import put_ledger_record
+from .validate_request import recordable_fields
 
 MAX_CAUSE_CHARS = 2000
 
@@ -41,13 +42,16 @@ def outcome_of(failure: dict[str, Any] | None, superseded: bool = False) -> str:
 
 
 def build_record(state: dict[str, Any], execution_arn: str, execution_name: str) -> dict[str, Any]:
-    # Before validation succeeds there is no $.request: the raw input is the state itself.
-    request = state.get("request") or state
+    # Before validation succeeds there is no $.request: the raw input is the state itself. Only
+    # its fields that are valid and do not look like a secret are recorded.
+    request = state.get("request") or recordable_fields(state)
     failure = state.get("failure")
     inspection = state.get("inspection") or {}
     deployment = state.get("deployment") or {}
     lock = state.get("lock") or {}
     superseded = bool(lock.get("superseded"))
+    # The result of a scheduled drift check (ReadDriftResult), whose outcome replaces Deployed.
+    drift = state.get("drift") or {}
     record = {
         "environment": str(request.get("environment") or "unknown")[:64],
         "requestId": str(request.get("requestId") or execution_name)[:128],
@@ -62,7 +66,12 @@ def build_record(state: dict[str, Any], execution_arn: str, execution_name: str)
         "executionArn": execution_arn,
         "finishedAt": int(clock.now()),
     }
-    if superseded:
+    if superseded and lock.get("yielded"):
+        record["cause"] = (
+            f"the drift check gave way to request {lock.get('by')}, which holds or waits for the "
+            "lock; nothing was checked"
+        )
+    elif superseded:
         record["cause"] = f"superseded by the newer request {lock.get('by')}; nothing was changed"
     elif failure:
         record["errorName"] = failure.get("Error")
@@ -70,6 +79,11 @@ def build_record(state: dict[str, Any], execution_arn: str, execution_name: str)
         skipped = (state.get("rollback") or {}).get("skipped")
         if skipped:
             record["cause"] = f"{record['cause']} ({skipped})"
+    elif drift.get("outcome"):
+        record["outcome"] = drift["outcome"]
+        record["cause"] = drift.get("message")
+        record["drift"] = drift.get("changes") or []
+        record["driftSummary"] = drift.get("summary") or {}
     return record
 
 

@@ -39,14 +39,3 @@ def environments_file(monkeypatch: pytest.MonkeyPatch) -> Path:
     current_settings.cache_clear()
     client.cache_clear()
 
-
-# Scenario tests start a fresh sandbox each and can run on any worker. Every other test module
-# may share a sandbox (moto's state is one per process) between its tests, so each of those
-# modules stays on one worker: `--dist loadgroup` keeps a group together.
-_SPREAD_MODULES = {"test_scenarios.py"}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.name not in _SPREAD_MODULES:
-            item.add_marker(pytest.mark.xdist_group(item.path.name))

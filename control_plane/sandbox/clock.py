@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 # A fixed origin keeps timelines identical between runs.
@@ -31,6 +32,10 @@ class VirtualClock:
         self._lock = threading.Condition()
         self._actors = 0
         self._sleepers: list[tuple[float, int]] = []
+        # Sleepers that end early once their condition is true (see `sleep(until=...)`).
+        self._conditions: dict[tuple[float, int], Callable[[], bool]] = {}
+        # Sleepers that never move time on by themselves (see `sleep(timer=True)`).
+        self._timers: set[tuple[float, int]] = set()
         self._sequence = itertools.count()
 
     def now(self) -> float:
@@ -64,26 +69,72 @@ class VirtualClock:
             self._actors = max(0, self._actors - 1)
             self._lock.notify_all()
 
-    def sleep(self, seconds: float) -> None:
+    def sleep(
+        self, seconds: float, *, until: Callable[[], bool] | None = None, timer: bool = False
+    ) -> bool:
         """Stand in for ``time.sleep``: return once virtual time has moved `seconds` on.
 
         With no other actor awake this returns at once; otherwise it waits in real time
         until the others sleep too or end.
+
+        With `until`, the sleep also ends as soon as `until()` returns true, and returns True
+        then (False when the time passed). A sleeper whose condition holds counts as awake, so
+        time cannot move on before it resumes. `until` runs under the clock's lock, on any
+        thread that checks the sleepers, so it must be quick and take no lock. The thread that
+        makes it true calls `wake_sleepers()`, so the sleeper resumes without delay.
+
+        A `timer` sleeper wakes at its time like any other, but time moves on only while some
+        other sleeper waits too. So pending timers, such as a simulated operation that
+        completes later, hold time where they are due without running it forward while the
+        sandbox is otherwise idle.
         """
         with self._lock:
             wake = self._now + max(seconds, 0.0)
             entry = (wake, next(self._sequence))
             heapq.heappush(self._sleepers, entry)
+            if until is not None:
+                self._conditions[entry] = until
+            if timer:
+                self._timers.add(entry)
             self._lock.notify_all()
-            while self._now < wake:
-                everyone_asleep = len(self._sleepers) >= self._actors
-                if everyone_asleep and self._sleepers[0] == entry:
-                    self._now = wake
-                    self._lock.notify_all()
-                    break
-                self._lock.wait(timeout=0.5)
-            self._sleepers.remove(entry)
-            heapq.heapify(self._sleepers)
+            ended_by_condition = False
+            try:
+                while self._now < wake:
+                    if until is not None and until():
+                        ended_by_condition = True
+                        break
+                    if self._first_to_wake() == entry:
+                        self._now = wake
+                        self._lock.notify_all()
+                        break
+                    self._lock.wait(timeout=0.5)
+            finally:
+                self._sleepers.remove(entry)
+                heapq.heapify(self._sleepers)
+                self._conditions.pop(entry, None)
+                self._timers.discard(entry)
+                self._lock.notify_all()
+            return ended_by_condition
+
+    def wake_sleepers(self) -> None:
+        """Make every sleeper check its `until` condition now."""
+        with self._lock:
+            self._lock.notify_all()
+
+    def _first_to_wake(self) -> tuple[float, int] | None:
+        """Return the sleeper that moves time on, or None while an actor is awake.
+
+        Called with the lock held. Sleepers whose condition is true are awake, and timers
+        alone never move time.
+        """
+        asleep = [
+            entry
+            for entry in sorted(self._sleepers)
+            if entry not in self._conditions or not self._conditions[entry]()
+        ]
+        if len(asleep) < self._actors or all(entry in self._timers for entry in asleep):
+            return None
+        return asleep[0]
 
     def let_pass(self, seconds: float) -> None:
         """Let `seconds` of virtual time pass while running executions keep their order.

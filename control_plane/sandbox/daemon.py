@@ -85,11 +85,35 @@ def read_state(state_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     try:
-        os.kill(int(state["pid"]), 0)
-    except (OSError, KeyError, ValueError):
+        pid = int(state["pid"])
+        os.kill(pid, 0)
+    except (OSError, KeyError, ValueError, TypeError):
         path.unlink(missing_ok=True)  # left by a daemon that died
         return None
+    if not _is_this_sandbox(pid, state):
+        # The daemon died and its pid now belongs to another process, which must not be
+        # signalled as if it were the sandbox.
+        path.unlink(missing_ok=True)
+        return None
     return state
+
+
+def _is_this_sandbox(pid: int, state: dict[str, Any]) -> bool:
+    """Return whether `pid` is still the daemon the state file describes.
+
+    The daemon records its start time; a process with another start time reused the pid. A
+    state file without one is checked by the command line. Without /proc (macOS) neither can
+    be read, and the pid is trusted.
+    """
+    recorded = state.get("startTime")
+    current = process_start_time(pid)
+    if recorded is not None and current is not None:
+        return int(recorded) == current
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return True
+    return b"control_plane.sandbox.daemon" in command
 
 
 def live_status(state: dict[str, Any]) -> Any:
@@ -309,7 +333,11 @@ def serve(state_dir: Path) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     sandbox.start()
-    state = {**sandbox.status(), "region": sandbox.options.region}
+    state = {
+        **sandbox.status(),
+        "region": sandbox.options.region,
+        "startTime": process_start_time(os.getpid()),
+    }
     path = state_dir / STATE_FILE
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(state, indent=2), encoding="utf-8")

@@ -5,7 +5,8 @@ NotImplementedError for a Lambda target. So the sandbox evaluates each rule of t
 template itself. An event goes to every target of every rule whose event pattern matches; the
 pattern is evaluated by moto's EventPattern, the matcher behind its PutEvents. A rule with a
 `rate(...)` schedule runs when virtual time passes its schedule during `let_time_pass`. No
-schedule runs while the sandbox only serves API calls (`control-plane sandbox start`).
+schedule runs while the sandbox only serves API calls (`control-plane sandbox start`). A
+target's constant `Input` or its `InputTransformer` replaces the event, as on EventBridge.
 
 Like EventBridge, delivery is asynchronous: each delivery runs the target's handler on its own
 thread. The thread counts as an actor of the virtual clock, so virtual time stands still until
@@ -34,6 +35,8 @@ LOG = logging.getLogger(__name__)
 DUPLICATE_DELAY_SECONDS = 0.2
 _RATE = re.compile(r"^rate\((?P<value>\d+) (?P<unit>minutes?|hours?|days?)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+_PLACEHOLDER = re.compile(r"<(?P<name>[A-Za-z0-9_.-]+)>")
+_JSON_PATH = re.compile(r"^\$(\.[A-Za-z0-9_-]+)*$")
 
 
 def rate_seconds(expression: str) -> int:
@@ -47,6 +50,89 @@ def rate_seconds(expression: str) -> int:
     return int(match.group("value")) * _UNIT_SECONDS[match.group("unit").rstrip("s")]
 
 
+def _path_value(event: dict[str, Any], path: str) -> Any:
+    """Return the value at a dotted JSON path (`$.detail.status`) of the event, or None."""
+    if not _JSON_PATH.match(path):
+        raise NotImplementedError(
+            f"input path {path!r}: the sandbox supports dotted paths such as $.detail.status only"
+        )
+    value: Any = event
+    for key in path.split(".")[1:]:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _inside_json_string(text: str, position: int) -> bool:
+    """Return whether `position` of a JSON text lies inside a string literal."""
+    inside = escaped = False
+    for character in text[:position]:
+        if escaped:
+            escaped = False
+        elif character == "\\":
+            escaped = inside
+        elif character == '"':
+            inside = not inside
+    return inside
+
+
+def transform_input(transformer: dict[str, Any], event: dict[str, Any]) -> Any:
+    """Render a target's InputTransformer for an event, as EventBridge does for a JSON template.
+
+    A placeholder inside a JSON string becomes the value's text. A placeholder outside a string
+    becomes the value as JSON, so a string value gets quotes, which the CDK's
+    RuleTargetInput.fromObject relies on for its EventField placeholders.
+    """
+    values = {
+        name: _path_value(event, path)
+        for name, path in (transformer.get("InputPathsMap") or {}).items()
+    }
+    template = str(transformer["InputTemplate"])
+
+    def render(match: re.Match[str]) -> str:
+        name = match.group("name")
+        if name not in values:
+            raise NotImplementedError(
+                f"input template placeholder <{name}> is not in InputPathsMap; the sandbox does "
+                "not provide EventBridge's predefined variables"
+            )
+        value = values[name]
+        if _inside_json_string(template, match.start()):
+            text = value if isinstance(value, str) else json.dumps(value)
+            return json.dumps(text)[1:-1]
+        return json.dumps(value)
+
+    rendered = _PLACEHOLDER.sub(render, template)
+    try:
+        return json.loads(rendered)
+    except json.JSONDecodeError:
+        raise NotImplementedError(
+            f"input template {template!r} does not render to JSON; the sandbox delivers JSON "
+            "input to Lambda targets only"
+        ) from None
+
+
+@dataclass
+class RuleTarget:
+    """A rule's Lambda target and the input it receives in place of the event, if any."""
+
+    function: FunctionSpec
+    # The target's constant `Input` (JSON text) or its `InputTransformer`.
+    constant_input: str | None = None
+    transformer: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.function.name
+
+    def payload(self, event: dict[str, Any]) -> Any:
+        """Return what EventBridge sends the target for this event."""
+        if self.constant_input is not None:
+            return json.loads(self.constant_input)
+        if self.transformer is not None:
+            return transform_input(self.transformer, event)
+        return event
+
+
 @dataclass
 class Delivery:
     """One delivery of an event to a rule's target, and what the target returned."""
@@ -54,6 +140,8 @@ class Delivery:
     rule: str
     function: str
     event: dict[str, Any]
+    # What the target received: the event, or the input its rule made of it.
+    payload: Any = None
     result: Any = None
     error_type: str | None = None
 
@@ -62,14 +150,14 @@ class Delivery:
 class _PatternRule:
     name: str
     pattern: EventPattern
-    targets: list[FunctionSpec]
+    targets: list[RuleTarget]
 
 
 @dataclass
 class _ScheduledRule:
     name: str
     period_seconds: int
-    targets: list[FunctionSpec]
+    targets: list[RuleTarget]
     next_due: float = 0.0
 
 
@@ -115,18 +203,19 @@ class SandboxEventBridge:
                     _ScheduledRule(name, period, targets, next_due=clock.now() + period)
                 )
 
-    def _target(self, rule: str, target: dict[str, Any]) -> FunctionSpec:
+    def _target(self, rule: str, target: dict[str, Any]) -> RuleTarget:
         spec = self._lambdas.function_for(str(target.get("Arn", "")))
         if spec is None:
             raise NotImplementedError(
                 f"rule {rule}: target {target.get('Arn')} is not a Lambda function of the "
                 "template; the sandbox delivers events to Lambda targets only"
             )
-        if "Input" in target or "InputPath" in target or "InputTransformer" in target:
+        if "InputPath" in target:
             raise NotImplementedError(
-                f"rule {rule}: target input transformation is not supported by the sandbox"
+                f"rule {rule}: a target's InputPath is not supported by the sandbox; use Input "
+                "or InputTransformer"
             )
-        return spec
+        return RuleTarget(spec, target.get("Input"), target.get("InputTransformer"))
 
     # Faults
 
@@ -159,16 +248,18 @@ class SandboxEventBridge:
                     self._deliver(rule.name, target, event, delay_seconds=DUPLICATE_DELAY_SECONDS)
 
     def _deliver(
-        self, rule: str, target: FunctionSpec, event: dict[str, Any], *, delay_seconds: float
+        self, rule: str, target: RuleTarget, event: dict[str, Any], *, delay_seconds: float
     ) -> None:
-        delivery = Delivery(rule=rule, function=target.name, event=event)
-        payload = json.dumps(event).encode()
+        delivery = Delivery(
+            rule=rule, function=target.name, event=event, payload=target.payload(event)
+        )
+        payload = json.dumps(delivery.payload).encode()
 
         def run() -> None:
             try:
                 if delay_seconds:
                     time.sleep(delay_seconds)
-                response, error = self._lambdas.invoke(target, payload)
+                response, error = self._lambdas.invoke(target.function, payload)
                 delivery.result = json.loads(response or b"null")
                 delivery.error_type = delivery.result.get("errorType") if error else None
                 if error:

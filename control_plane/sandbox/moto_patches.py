@@ -16,8 +16,19 @@ Each patch closes one documented gap between moto and AWS:
   depends on how `localhost` resolves.
 - A Lambda service error on Invoke (a throttle, for one) fails the task with error `Exception`;
   here it is `Lambda.<error code>` with the Java SDK's description as the cause, as on AWS.
+- A `.waitForTaskToken` task waits for SendTaskSuccess, SendTaskFailure or its timeout and
+  heartbeat in real time; here it waits in virtual time, and the waiting execution counts as
+  asleep until its token is completed.
+- SendTaskFailure drops the cause; here the task fails with the cause sent, as on AWS.
+- SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat on the token of a task that has ended
+  fail with an internal error (moto raises TaskTimedOut without its message); here they fail
+  with TaskTimedOut (HTTP 400), one of the three errors AWS documents for them.
+- A task that ends with an error after StopExecution (a token wait that ends when its execution
+  is stopped, a Lambda invocation still running) turns the stopped execution FAILED; here it
+  stays ABORTED, as StopExecution leaves it on AWS.
 
-tests/functional/test_moto_patches.py pins the AWS behaviour of each patch.
+tests/functional/test_moto_patches.py and tests/functional/test_task_token_wait.py pin the AWS
+behaviour of each patch.
 """
 
 from __future__ import annotations
@@ -433,6 +444,220 @@ def _patch_lambda_service_errors() -> None:
     task_class._from_error = from_error
 
 
+def _patch_task_token_wait() -> None:
+    """Wait for a task token in virtual time, with TimeoutSeconds and HeartbeatSeconds.
+
+    moto waits on threading events in real time: for the heartbeat when the state has
+    HeartbeatSeconds, else for the timeout. Here the wait sleeps on the virtual clock until the
+    token is completed, a heartbeat arrives (which starts a new heartbeat period), the
+    heartbeat period passes (HeartbeatTimedOut) or the timeout passes (timed out). moto
+    reports both timeouts as States.Timeout. While it waits, the execution counts as asleep,
+    so time moves on to whatever comes next, such as a simulated EB operation completing.
+    """
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as callback_module,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
+        ResourceCondition,
+    )
+    from moto.stepfunctions.parser.asl.eval.callback import callback
+
+    service_class = callback_module.StateTaskServiceCallback
+    original_wait = service_class._eval_wait_for_task_token
+
+    def wait_for_task_token(
+        self: Any,
+        env: Any,
+        timeout_seconds: int,
+        callback_endpoint: Any,
+        heartbeat_endpoint: Any,
+    ) -> Any:
+        if self.resource.condition != ResourceCondition.WaitForTaskToken:
+            # A `.sync` task listens for a token on a side thread while it polls its job;
+            # that listener must not count as the execution sleeping.
+            return original_wait(self, env, timeout_seconds, callback_endpoint, heartbeat_endpoint)
+        return wait_for_token_in_virtual_time(
+            _clock(), env, timeout_seconds, callback_endpoint, heartbeat_endpoint
+        )
+
+    service_class._eval_wait_for_task_token = wait_for_task_token
+
+    endpoint_class = callback.CallbackEndpoint
+    original_notify = endpoint_class.notify
+    original_heartbeat = endpoint_class.notify_heartbeat
+
+    def notify(self: Any, outcome: Any) -> None:
+        original_notify(self, outcome)
+        if _installed_clock is not None:
+            _installed_clock.wake_sleepers()
+
+    def notify_heartbeat(self: Any) -> bool:
+        received = original_heartbeat(self)
+        if _installed_clock is not None:
+            _installed_clock.wake_sleepers()
+        return received
+
+    endpoint_class.notify = notify
+    endpoint_class.notify_heartbeat = notify_heartbeat
+
+
+def wait_for_token_in_virtual_time(
+    clock: VirtualClock,
+    env: Any,
+    timeout_seconds: float,
+    callback_endpoint: Any,
+    heartbeat_endpoint: Any,
+) -> Any:
+    """Return the token's outcome, or moto's timed-out outcome for the timeout or heartbeat.
+
+    `heartbeat_endpoint` is None for a state without HeartbeatSeconds.
+    """
+    from moto.stepfunctions.parser.asl.eval.callback.callback import (
+        CallbackConsumerTimeout,
+        CallbackOutcomeTimedOut,
+        HeartbeatTimedOut,
+    )
+
+    deadline = clock.now() + timeout_seconds
+    heartbeat_seconds = None
+    heartbeat = None
+    if heartbeat_endpoint is not None:
+        # moto 5.2.5 keeps both on the endpoint without public accessors.
+        heartbeat_seconds = heartbeat_endpoint._heartbeat_seconds
+        heartbeat = heartbeat_endpoint._next_heartbeat_event
+
+    def signalled() -> bool:
+        return (
+            callback_endpoint.get_outcome() is not None
+            or (heartbeat is not None and heartbeat.is_set())
+            or not env.is_running()
+        )
+
+    try:
+        while env.is_running():
+            outcome = callback_endpoint.get_outcome()
+            if outcome is not None:
+                return outcome
+            now = clock.now()
+            if now >= deadline:
+                return CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id)
+            wake = deadline
+            if heartbeat_seconds is not None:
+                wake = min(deadline, now + heartbeat_seconds)
+            if clock.sleep(wake - now, until=signalled):
+                if heartbeat is not None and callback_endpoint.get_outcome() is None:
+                    heartbeat.clear()
+                continue
+            if clock.now() < deadline:
+                return HeartbeatTimedOut()
+        return CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id)
+    finally:
+        # The task has ended: a later SendTask* on its token fails with TaskTimedOut.
+        callback_endpoint.report(CallbackConsumerTimeout())
+
+
+def _patch_send_task_failure_cause() -> None:
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def send_task_failure(self: Any) -> Any:
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"),
+            error=self._get_param("error"),
+            cause=self._get_param("cause"),
+        )
+        return EmptyResult()
+
+    StepFunctionResponse.send_task_failure = send_task_failure
+
+
+def _patch_send_task_errors() -> None:
+    """Fail SendTask* on the token of an ended task with TaskTimedOut, and others as moto does.
+
+    moto finds the token's callback endpoint in each execution and, for a task that has ended
+    (its wait reported a consumer error), tries to raise TaskTimedOut or TaskDoesNotExist with
+    no message, which fails with TypeError. It also looks only at running executions for
+    SendTaskSuccess and SendTaskHeartbeat, so an ended execution's token is InvalidToken.
+    """
+    from moto.core.exceptions import AWSError
+    from moto.stepfunctions.exceptions import InvalidToken
+    from moto.stepfunctions.parser.asl.eval.callback.callback import (
+        CallbackNotifyConsumerError,
+        CallbackOutcomeFailure,
+        CallbackOutcomeSuccess,
+    )
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    class TaskTimedOut(AWSError):
+        TYPE = "TaskTimedOut"
+        STATUS = 400
+
+    def deliver(backend: Any, token: str, send: Callable[[Any], bool]) -> None:
+        for execution in backend._get_executions():
+            worker = getattr(execution, "exec_worker", None)
+            if worker is None:
+                continue
+            try:
+                if send(worker.env.callback_pool_manager):
+                    return
+            except CallbackNotifyConsumerError:
+                # NOTE: the message is the sandbox's own; AWS's exact text is unconfirmed.
+                raise TaskTimedOut(
+                    "Task Timed Out: the task of this token has already ended"
+                ) from None
+        raise InvalidToken()
+
+    def send_task_success(self: Any, task_token: str, outcome: str) -> None:
+        result = CallbackOutcomeSuccess(callback_id=task_token, output=outcome)
+        deliver(self, task_token, lambda pool: pool.notify(callback_id=task_token, outcome=result))
+
+    def send_task_failure(
+        self: Any, task_token: str, error: str | None = None, cause: str | None = None
+    ) -> None:
+        result = CallbackOutcomeFailure(callback_id=task_token, error=error, cause=cause)
+        deliver(self, task_token, lambda pool: pool.notify(callback_id=task_token, outcome=result))
+
+    def send_task_heartbeat(self: Any, task_token: str) -> None:
+        def beat(pool: Any) -> bool:
+            if pool.get(task_token) is None:
+                return False
+            # A task without HeartbeatSeconds accepts the heartbeat and ignores it.
+            pool.heartbeat(callback_id=task_token)
+            return True
+
+        deliver(self, task_token, beat)
+
+    StepFunctionsParserBackend.send_task_success = send_task_success
+    StepFunctionsParserBackend.send_task_failure = send_task_failure
+    StepFunctionsParserBackend.send_task_heartbeat = send_task_heartbeat
+
+
+def _patch_stopped_execution_stays_aborted() -> None:
+    """Keep a stopped program stopped when a state fails afterwards.
+
+    moto's `set_stop` and `set_ended` change only a running program, but `set_error` and
+    `set_timed_out` overwrite any state. After a stop, moto skips every Catch (a stopped
+    environment evaluates nothing), so the failure of the task that was running ends the
+    execution FAILED instead of ABORTED.
+    """
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+
+    original_error = Environment.set_error
+    original_timed_out = Environment.set_timed_out
+
+    def set_error(self: Any, error: Any) -> None:
+        if not isinstance(self._program_state, ProgramStopped):
+            original_error(self, error)
+
+    def set_timed_out(self: Any) -> None:
+        if not isinstance(self._program_state, ProgramStopped):
+            original_timed_out(self)
+
+    Environment.set_error = set_error
+    Environment.set_timed_out = set_timed_out
+
+
 def install_patches(clock: VirtualClock) -> None:
     """Apply every patch once per process; later calls only swap the clock."""
     global _installed_clock
@@ -453,3 +678,7 @@ def install_patches(clock: VirtualClock) -> None:
     _patch_codebuild_sync()
     _patch_execution_actors()
     _patch_lambda_service_errors()
+    _patch_task_token_wait()
+    _patch_send_task_failure_cause()
+    _patch_send_task_errors()
+    _patch_stopped_execution_stays_aborted()

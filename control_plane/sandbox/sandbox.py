@@ -6,6 +6,7 @@ simulator, the CodeBuild stand-in and the task Lambdas, all sharing one virtual 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -15,7 +16,7 @@ import threading
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -26,12 +27,16 @@ from lambdas.common import metrics as task_metrics
 
 from .clock import VirtualClock
 from .codebuild import CodeBuildSimulator
+from .eb_timers import TransitionTimers
 from .events import SandboxEventBridge
 from .faults import FaultState
 from .gateway import SandboxGateway
 from .lambda_runtime import LambdaRuntime
 from .moto_patches import install_patches
 from .template import REPO_ROOT, SandboxResources, load_resources, synthesize
+
+if TYPE_CHECKING:
+    from lambdas.common.settings import EnvironmentSettings
 
 ACCOUNT_ID = "123456789012"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -62,6 +67,9 @@ class SandboxOptions:
     region: str = REGION
     echo_logs: bool = False
     seed_secrets: dict[str, str] = field(default_factory=dict)
+    # Settings to change per environment in the environments file the Lambdas read, for
+    # example {"dev": {"readiness": "polling"}}. environments.yaml itself stays as it is.
+    environment_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Sandbox:
@@ -77,6 +85,7 @@ class Sandbox:
         self.lambdas: LambdaRuntime
         self.codebuild: CodeBuildSimulator
         self.eb: Any
+        self.eb_timers: TransitionTimers | None = None
         self.events: SandboxEventBridge
         self.log_capture = LogCapture()
         self._server: Any = None
@@ -121,6 +130,8 @@ class Sandbox:
         global _running
         if _running is self:
             _running = None
+        if self.eb_timers is not None:
+            self.eb_timers.stop()
         eb = getattr(self, "eb", None)
         if eb is not None:
             eb.shutdown()
@@ -192,6 +203,7 @@ class Sandbox:
             variables.update(spec.environment)
         staged = self._staged_environments_file()
         variables["ENVIRONMENTS_FILE"] = str(staged)
+        variables["STACK_CONFIG_KEYS_FILE"] = str(self._staged_stack_config_keys())
         for key, value in variables.items():
             self._saved_environment.setdefault(key, os.environ.get(key))
             os.environ[key] = value
@@ -226,11 +238,30 @@ class Sandbox:
             log_file.flush()
 
     def _staged_environments_file(self) -> Path:
-        from lambdas.common.settings import load_settings
+        from lambdas.common.settings import Settings, load_settings
 
         settings = load_settings(REPO_ROOT / "environments.yaml")
+        document = settings.model_dump(mode="json")
+        for name, values in self.options.environment_overrides.items():
+            if name not in document["environments"]:
+                raise ValueError(
+                    f"environment_overrides names environment {name!r}, which "
+                    f"environments.yaml does not define; use one of "
+                    f"{sorted(document['environments'])}"
+                )
+            document["environments"][name].update(values)
+        # Validated like environments.yaml, so a bad override fails here, naming the key.
+        Settings.model_validate(document)
         path = self.options.work_dir / "environments.json"
-        path.write_text(json.dumps(settings.model_dump(mode="json")), encoding="utf-8")
+        path.write_text(json.dumps(document), encoding="utf-8")
+        return path
+
+    def _staged_stack_config_keys(self) -> Path:
+        """Stage the stack settings files' config keys as `cdk synth` does for the Lambdas."""
+        from lambdas.common.settings import read_stack_config_keys
+
+        path = self.options.work_dir / "stack_config_keys.json"
+        path.write_text(json.dumps(read_stack_config_keys(REPO_ROOT / "infra")), encoding="utf-8")
         return path
 
     def _build_simulators(self) -> None:
@@ -261,6 +292,9 @@ class Sandbox:
             account_id=ACCOUNT_ID,
         )
         self.eb.subscribe(self.events.publish)
+        # Operations complete at their virtual time even when nothing polls EB.
+        self.eb_timers = TransitionTimers(self.clock, self.eb)
+        self.eb.watch_transitions(self.eb_timers.schedule_next)
         passphrase = secrets.token_urlsafe(24)
         self.secret_values.append(passphrase)
         ssm = self.client("ssm")
@@ -318,23 +352,62 @@ class Sandbox:
         self._seed_secrets()
 
     def _seed_secrets(self) -> None:
-        """Store every required secret of the sample environments, as an operator would."""
-        from lambdas.common.settings import load_settings
+        """Store every required secret of the sample environments, as an operator would.
 
-        ssm = self.client("ssm")
+        SSM parameters are SecureStrings and Secrets Manager secrets are created in the
+        secret's region; a secret read by JSON key contains one field per key. `stack_config`
+        secrets are in the stack settings files already. `seed_secrets` sets chosen values,
+        keyed by parameter or secret name (`<name>#<json key>` for a JSON field).
+        """
+        from lambdas.common.settings import SecretsManagerSecret, SsmSecret, load_settings
+
         settings = load_settings(REPO_ROOT / "environments.yaml")
+        secret_strings: dict[tuple[str, str], dict[str, str] | str] = {}
         for environment in settings.environments.values():
             for source in environment.required_secrets.values():
-                value = self.options.seed_secrets.get(source.name) or secrets.token_urlsafe(18)
-                self.secret_values.append(value)
-                ssm.put_parameter(Name=source.name, Value=value, Type="SecureString")
+                if isinstance(source, SsmSecret):
+                    self.client("ssm", environment.region).put_parameter(
+                        Name=source.name, Value=self._seed_value(source.name), Type="SecureString"
+                    )
+                elif isinstance(source, SecretsManagerSecret):
+                    place = (source.region(environment.region), source.name)
+                    if source.key is None:
+                        secret_strings[place] = self._seed_value(source.name)
+                    else:
+                        fields = secret_strings.setdefault(place, {})
+                        if isinstance(fields, dict):
+                            fields[source.key] = self._seed_value(f"{source.name}#{source.key}")
+        for (region, name), value in sorted(secret_strings.items()):
+            self.client("secretsmanager", region).create_secret(
+                Name=name, SecretString=value if isinstance(value, str) else json.dumps(value)
+            )
 
-    def delete_secret(self, parameter: str) -> None:
-        """Delete a seeded secret's SSM parameter, as if the operator had never stored it.
+    def _seed_value(self, name: str) -> str:
+        value = self.options.seed_secrets.get(name) or secrets.token_urlsafe(18)
+        self.secret_values.append(value)
+        return value
 
-        Its value stays in `secret_values`, so the secret scan still looks for it.
+    def delete_secret(self, environment: EnvironmentSettings, key: str) -> None:
+        """Delete the SSM parameter or Secrets Manager secret behind an environment's required
+        secret `key`, as if the operator had never stored it.
+
+        A secret already deleted (by another key read from it) stays deleted. Its values stay in
+        `secret_values`, so the secret scan still looks for them.
         """
-        self.client("ssm").delete_parameter(Name=parameter)
+        from lambdas.common.settings import SecretsManagerSecret, SsmSecret
+
+        source = environment.required_secrets[key]
+        if isinstance(source, SsmSecret):
+            self.client("ssm", environment.region).delete_parameter(Name=source.name)
+        elif isinstance(source, SecretsManagerSecret):
+            manager = self.client("secretsmanager", source.region(environment.region))
+            with contextlib.suppress(manager.exceptions.ResourceNotFoundException):
+                manager.delete_secret(SecretId=source.name, ForceDeleteWithoutRecovery=True)
+        else:
+            raise ValueError(
+                f"secret {key!r} is set in the stack's config file, which the sandbox does not "
+                "change; only SSM and Secrets Manager secrets can be deleted"
+            )
 
     # Helpers for the CLI, the scenario runner and the tests.
 

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from control_plane.sandbox.eb.health import check_sequence, health_phase
+from lambdas.common.drift import DRIFT_OUTCOMES
 from lambdas.common.errors import FAILURE_NAMES, UNEXPECTED_FAILURE
 from lambdas.common.recovery import BREAKER_OUTCOME
 from lambdas.common.settings import format_validation_error
@@ -30,7 +31,8 @@ SUPPORTED_STEPS = (
     "eb_event",
 )
 PLANNED_STEPS: tuple[str, ...] = ()
-# Steps that may start a recovery; an expectation on one checks the recovery execution.
+# Steps that may start a recovery, and `advance` a scheduled drift check too. An expectation on
+# one checks the execution the step started.
 RECOVERY_STEPS = ("terminate_environment", "eb_event", "advance")
 SUPPORTED_FAULTS = (
     "outputs_unavailable",
@@ -58,7 +60,14 @@ SUPPORTED_FAULTS = (
 )
 PLANNED_FAULTS: tuple[str, ...] = ()
 # Outcomes a scenario may expect: the failure names plus the ends that are not errors.
-OUTCOMES = ("Deployed", "Superseded", *FAILURE_NAMES, UNEXPECTED_FAILURE, BREAKER_OUTCOME)
+OUTCOMES = (
+    "Deployed",
+    "Superseded",
+    *DRIFT_OUTCOMES,
+    *FAILURE_NAMES,
+    UNEXPECTED_FAILURE,
+    BREAKER_OUTCOME,
+)
 # `Status` values of EB "resource status change" events (EB developer guide, EventBridge page).
 EB_EVENT_STATUSES = (
     "Environment creation started",
@@ -261,6 +270,8 @@ class Expectation(_Strict):
     cause_includes: list[str] = Field(default_factory=list)
     codebuild_builds: int | None = Field(default=None, ge=0)
     recoveries: int | None = Field(default=None, ge=0)
+    # Scheduled drift checks (trigger=schedule executions) started during the step.
+    drift_checks: int | None = Field(default=None, ge=0)
     # Retry attempts per state, as the execution history shows them; a state left out is not
     # checked.
     retries: dict[str, int] | None = None
@@ -366,7 +377,8 @@ def parse_step(item: Any, index: int) -> Step:
         secret = [key for key in arguments if key.startswith("db:")]
         if secret:
             raise ScenarioError(
-                f"{where}.stack_config: {secret} are secrets; set them in SSM, not in stack config"
+                f"{where}.stack_config: {secret} are secrets; declare them under the "
+                "environment's required_secrets in environments.yaml, not in stack config"
             )
     elif arguments:
         raise ScenarioError(f"{where}.{kind}: takes no arguments, got {sorted(arguments)}")
@@ -577,6 +589,12 @@ def _check_missing_secrets(environment: str, faults: list[FaultSpec]) -> None:
             raise ScenarioError(
                 f"faults.{index}.missing_secret.key: environment {environment} does not require "
                 f"secret {key!r} (required: {known})"
+            )
+        if required.required_secrets[key].source == "stack_config":
+            raise ScenarioError(
+                f"faults.{index}.missing_secret.key: secret {key!r} of environment "
+                f"{environment} is set in the stack's config file, which the sandbox does not "
+                "change; choose an SSM or Secrets Manager secret"
             )
 
 

@@ -69,9 +69,13 @@ class StepResult:
     build_log_bytes: int = 0
     live_environments: int | None = None
     recoveries: int = 0
+    # Scheduled drift checks (trigger=schedule) that the step's schedules started.
+    drift_checks: int = 0
     serving_version: str | None = None
     # Why automatic recovery stopped in this step, from the ledger (circuit breaker).
     stop_cause: str | None = None
+    # The cause in the request's ledger record, such as the drift a check found.
+    ledger_cause: str | None = None
     error: str | None = None
 
 
@@ -135,6 +139,7 @@ class ScenarioRun:
                 record = self._ledger_record(result.ledger_environment, result.request_id)
                 result.plan = (record or {}).get("plan")
                 result.outcome = (record or {}).get("outcome")
+                result.ledger_cause = (record or {}).get("cause")
         outcome = ScenarioResult(
             name=self.scenario.name, virtual_seconds=self.sandbox.clock.elapsed()
         )
@@ -310,6 +315,7 @@ class ScenarioRun:
         record = self._ledger_record(result.ledger_environment, result.request_id)
         result.plan = (record or {}).get("plan")
         result.outcome = (record or {}).get("outcome")
+        result.ledger_cause = (record or {}).get("cause")
         result.serving_version = self._serving_version(result.environment)
         result.live_environments = self._live_environment_count(result.environment)
 
@@ -402,16 +408,23 @@ class ScenarioRun:
             Overwrite=True,
         )
 
-    def _observe_recoveries(self, result: StepResult, before: set[str]) -> None:
-        """Count the recoveries the step started; a recovery step's expectations check them."""
+    def _observe_recoveries(self, result: StepResult, before: dict[str, str]) -> None:
+        """Count the recoveries and drift checks the step started.
+
+        A recovery step's expectations check the first recovery, or else the first drift check.
+        """
         self.sandbox.events.wait_idle()
-        started = sorted(self._recovery_arns() - before)
-        result.recoveries = len(started)
+        started = {
+            arn: trigger for arn, trigger in self._recovery_arns().items() if arn not in before
+        }
+        result.recoveries = sum(1 for trigger in started.values() if trigger == "recovery")
+        result.drift_checks = sum(1 for trigger in started.values() if trigger == "schedule")
         if result.kind not in RECOVERY_STEPS:
             return
         if started:
-            described = self.sfn.describe_execution(executionArn=started[0])
-            result.execution_arn = started[0]
+            first = min(started, key=lambda arn: (started[arn] != "recovery", arn))
+            described = self.sfn.describe_execution(executionArn=first)
+            result.execution_arn = first
             result.request_id = json.loads(described["input"])["requestId"]
             result.environment = result.ledger_environment = self.scenario.environment
             self._pending.append(result)
@@ -430,16 +443,18 @@ class ScenarioRun:
 
     # Observations
 
-    def _recovery_arns(self) -> set[str]:
-        """Return the executions started with trigger=recovery (EventBridge starts them)."""
+    def _recovery_arns(self) -> dict[str, str]:
+        """Return the executions that EventBridge's targets started, with their trigger:
+        `recovery` (a termination or the sweep) or `schedule` (a drift check)."""
         sfn = self.sfn
         arn = self.sandbox.resources.state_machine_arn
-        found = set()
+        found = {}
         for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
             for execution in page["executions"]:
                 described = sfn.describe_execution(executionArn=execution["executionArn"])
-                if json.loads(described.get("input") or "{}").get("trigger") == "recovery":
-                    found.add(execution["executionArn"])
+                trigger = json.loads(described.get("input") or "{}").get("trigger")
+                if trigger in ("recovery", "schedule"):
+                    found[execution["executionArn"]] = trigger
         return found
 
     def _ledger_record(
@@ -499,6 +514,7 @@ class ScenarioRun:
             "serving_version": result.serving_version,
             "codebuild_builds": result.builds_started,
             "recoveries": result.recoveries,
+            "drift_checks": result.drift_checks,
             "live_environments": result.live_environments,
         }
         for key, value in observed.items():
@@ -528,7 +544,8 @@ class ScenarioRun:
                 f"min_build_log_kib: the step's build logs contain {log_kib:.0f} KiB, expected at "
                 f"least {expectation.min_build_log_kib}"
             )
-        cause = report.cause or ""
+        # A succeeded execution has no cause, but its ledger record may (Superseded, DriftDetected).
+        cause = report.cause or result.ledger_cause or ""
         absent = [word for word in expectation.cause_includes if word not in cause]
         if absent:
             problems.append(f"cause_includes: {absent} not in cause {cause[:300]!r}")
@@ -548,6 +565,10 @@ class ScenarioRun:
             problems.append(
                 f"recoveries: expected {expectation.recoveries}, got {result.recoveries}"
             )
+        if expectation.drift_checks is not None and result.drift_checks != expectation.drift_checks:
+            problems.append(
+                f"drift_checks: expected {expectation.drift_checks}, got {result.drift_checks}"
+            )
         if expectation.outcome is not None and result.outcome != expectation.outcome:
             problems.append(f"outcome: expected {expectation.outcome!r}, got {result.outcome!r}")
         cause = result.stop_cause or ""
@@ -557,7 +578,7 @@ class ScenarioRun:
         execution_keys = ("status", "plan", "path", "serving_version", "max_transitions")
         asked = [key for key in execution_keys if getattr(expectation, key) is not None]
         if asked:
-            problems.append(f"{', '.join(asked)}: no recovery execution started in this step")
+            problems.append(f"{', '.join(asked)}: no recovery or drift check started in this step")
         summary = f"step {expectation.step} ({result.kind}, {result.recoveries} recoveries)"
         if problems:
             return CheckResult(False, f"FAIL {summary}: " + "; ".join(problems))
@@ -753,7 +774,7 @@ def _lease_span(events: list[dict[str, Any]]) -> tuple[Any, Any] | None:
             name = event["stateEnteredEventDetails"]["name"]
             if name == "Preflight" and start is None:
                 start = event["timestamp"]
-            elif name in {"ReleaseLock", "ReleaseLockAfterFailure"} and start is not None:
+            elif name.startswith("ReleaseLock") and start is not None:
                 end = end or event["timestamp"]
     if start is None:
         return None

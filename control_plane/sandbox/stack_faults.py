@@ -1,8 +1,8 @@
-"""Arm the scenario faults that act on a stack's Pulumi backend, its builds, EB and SSM.
+"""Arm the scenario faults that act on a stack's Pulumi backend, its builds, EB and its secrets.
 
 Each fault leaves what the real system would leave: lock files and checkpoints in Pulumi's
-S3 layout, a terminated environment in EB's listing, a missing SSM parameter. None of them
-reaches into the control plane's own code.
+S3 layout, a terminated environment in EB's listing, a missing SSM parameter or Secrets
+Manager secret. None of them reaches into the control plane's own code.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def arm_stack_fault(
     elif kind == "stale_terminated_environment":
         sandbox.eb.list_terminated_twin()
     elif kind == "missing_secret":
-        sandbox.delete_secret(settings.required_secrets[arguments.key].name)
+        sandbox.delete_secret(settings, arguments.key)
     else:
         _arm_backend_fault(sandbox, settings, kind, arguments)
 

@@ -1,9 +1,10 @@
-"""Steps of each runner action (`up`, `recover`, `check`).
+"""Steps of each runner action (`up`, `recover`, `check`, `check-only`).
 
 Every run checks the CLI version, selects the stack and checks the selection, sets the
-secret config keys from SSM and repairs pending operations of an interrupted update before
-the action. Each Pulumi operation is bracketed by `pulumi stack --show-name`, so a run never
-proceeds against another stack.
+secret config keys from SSM Parameter Store or Secrets Manager and repairs pending operations
+of an interrupted update before the action. Each Pulumi operation is bracketed by
+`pulumi stack --show-name`, so a run never proceeds against another stack. A `check-only`
+run changes nothing: it neither creates a stack nor repairs pending operations.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from .beanstalk import BeanstalkCheckFailed, EnvironmentWaiter
 from .errors import ConfigurationMissing, PreviewFailed, RunnerError, StackNotSelected, UpFailed
 from .pending import repair_pending_operations
-from .preview import classify_preview
+from .preview import PreviewOutcome, classify_preview
 from .pulumi_cli import CommandResult, PulumiCli
 from .result import ResultDocument, has_changes, parse_change_summary, public_outputs
-from .settings import RunnerSettings
+from .secrets import SecretReader
+from .settings import CHECK_ONLY, PREVIEW_ACTIONS, RunnerSettings
 
 EB_ENVIRONMENT_TYPE = "aws:elasticbeanstalk/environment:Environment"
 MISSING_CONFIG = re.compile(
@@ -57,7 +57,7 @@ class Runner:
         self,
         settings: RunnerSettings,
         cli: PulumiCli,
-        ssm: Any,
+        secrets: SecretReader,
         infra_dir: Path,
         expected_cli_version: str,
         result: ResultDocument,
@@ -66,13 +66,13 @@ class Runner:
         self.settings = settings
         self.stack = settings.stack
         self.cli = cli
-        self.ssm = ssm
+        self.secrets = secrets
         self.waiter = waiter
         self.infra_dir = infra_dir
         self.expected_cli_version = expected_cli_version
         self.result = result
         # `check` never runs `up` after a failed preview, so its failures are PreviewFailed.
-        self.failure = PreviewFailed if settings.action == "check" else UpFailed
+        self.failure = PreviewFailed if settings.action in PREVIEW_ACTIONS else UpFailed
         # Last `pulumi stack export`, valid until the next stack operation.
         self._exported: dict[str, Any] | None = None
 
@@ -80,11 +80,14 @@ class Runner:
         self.check_cli_version()
         self.select_stack()
         self.set_secrets()
-        repair_pending_operations(self)
+        if self.settings.action != CHECK_ONLY:
+            repair_pending_operations(self)
         if self.settings.action == "up":
             self.up()
         elif self.settings.action == "recover":
             self.recover()
+        elif self.settings.action == CHECK_ONLY:
+            self.check_only()
         else:
             self.check()
         self.read_outputs()
@@ -117,6 +120,11 @@ class Runner:
 
         if self.stack in names:
             selected = self.cli.run("stack", "select", self.stack)
+        elif self.settings.action == CHECK_ONLY:
+            raise StackNotSelected(
+                f"stack '{self.stack}' is not in the backend ({self.settings.backend_url}); a "
+                "check-only run does not create it. Deploy the environment first."
+            )
         elif (self.infra_dir / f"Pulumi.{self.stack}.yaml").exists():
             logger.info(
                 "stack %s is not in the backend yet; creating it (defined by Pulumi.%s.yaml)",
@@ -152,9 +160,12 @@ class Runner:
             )
 
     def set_secrets(self) -> None:
-        """Copy each secret from SSM into the stack config; the value goes through stdin."""
-        for key, parameter in sorted(self.settings.secrets.items()):
-            value = self._read_parameter(key, parameter)
+        """Set each secret config key from its store; the value goes through stdin."""
+        for key, reference in sorted(self.settings.secrets.items()):
+            if reference.source == "stack_config":
+                logger.info("secret config key %s is set in the stack's settings file", key)
+                continue
+            value = self.secrets.read(reference)
             result = self.cli.run(
                 "config", "set", "--secret", key, "--stack", self.stack, stdin=value
             )
@@ -162,38 +173,7 @@ class Runner:
                 raise ConfigurationMissing(
                     f"`pulumi config set --secret {key}` failed: {result.error_text()}"
                 )
-            logger.info("secret config key %s set from SSM parameter %s", key, parameter)
-
-    def _read_parameter(self, key: str, parameter: str) -> str:
-        put_command = (
-            f"aws ssm put-parameter --type SecureString --name {parameter} --value <value>"
-        )
-        try:
-            response = self.ssm.get_parameter(Name=parameter, WithDecryption=True)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code == "ParameterNotFound":
-                raise ConfigurationMissing(
-                    f"secret config key '{key}' is missing: SSM parameter '{parameter}' was not "
-                    f"found. Create it with: {put_command}"
-                ) from error
-            raise ConfigurationMissing(
-                f"secret config key '{key}' could not be read from SSM parameter "
-                f"'{parameter}': {code}: {error.response.get('Error', {}).get('Message', '')}"
-            ) from error
-        except BotoCoreError as error:
-            raise ConfigurationMissing(
-                f"secret config key '{key}' could not be read from SSM parameter "
-                f"'{parameter}': {error}"
-            ) from error
-
-        value = response["Parameter"]["Value"]
-        if not value:
-            raise ConfigurationMissing(
-                f"secret config key '{key}' is empty in SSM parameter '{parameter}'. Set it "
-                f"with: {put_command} --overwrite"
-            )
-        return value
+            logger.info("secret config key %s set from %s", key, reference.describe())
 
     # Actions -------------------------------------------------------------------------
 
@@ -264,6 +244,44 @@ class Runner:
         PreviewFailed and never leads to `up`. Differences that are only EB's rewrites of
         option settings count as no change.
         """
+        outcome = self.preview_drift()
+        self.result.drift = outcome.changes
+        if outcome.kind == "clean":
+            self.result.changes = False
+            logger.info("preview proposed no changes; not running up")
+            return
+
+        logger.info("preview proposed changes (%s); running up with refresh", outcome.reason)
+        # --refresh makes `up` act on the drift the refreshing preview found, such as an
+        # environment deleted outside Pulumi, which a plain `up` would see as unchanged.
+        self.up(refresh=True)
+        self.result.changes = True
+
+    def check_only(self) -> None:
+        """Preview with refresh and report the drift; change neither the stack nor its state.
+
+        The build succeeds whether or not the preview finds drift (its exit code 7 under
+        `--expect-no-changes`), and the result's `drift` lists what differs from the program.
+        Pending operations of an interrupted update count as drift, because only a deployment
+        repairs them.
+        """
+        pending = [
+            f"pending {operation.get('type', '?')} of "
+            f"{(operation.get('resource') or {}).get('urn', '?')} left by an interrupted update"
+            for operation in self.export_state().get("pending_operations") or []
+        ]
+        outcome = self.preview_drift()
+        self.result.drift = [*pending, *outcome.changes]
+        self.result.changes = False
+        if self.result.drift:
+            logger.warning(
+                "drift found, nothing changed (check-only): %s", "; ".join(self.result.drift)
+            )
+        else:
+            logger.info("preview found no drift")
+
+    def preview_drift(self) -> PreviewOutcome:
+        """Run the refreshing preview; raise PreviewFailed when it fails, else classify it."""
         result = self.run_operation(
             "preview", "--refresh", "--diff", "--expect-no-changes", "--json", "--stack", self.stack
         )
@@ -281,16 +299,7 @@ class Runner:
             )
         if outcome.kind == "failed":
             self.raise_failure(result, "`pulumi preview`", PreviewFailed, reason=outcome.reason)
-        if outcome.kind == "clean":
-            self.result.changes = False
-            logger.info("preview proposed no changes; not running up")
-            return
-
-        logger.info("preview proposed changes (%s); running up with refresh", outcome.reason)
-        # --refresh makes `up` act on the drift the refreshing preview found, such as an
-        # environment deleted outside Pulumi, which a plain `up` would see as unchanged.
-        self.up(refresh=True)
-        self.result.changes = True
+        return outcome
 
     def read_outputs(self) -> None:
         output_result = self.cli.run("stack", "output", "--json", "--stack", self.stack)

@@ -72,6 +72,9 @@ class ResultDocument:
     repairs: list[dict[str, Any]] = field(default_factory=list)
     # Differences of a drift check that are EB's rewrites of option settings (see noise.py).
     ignored_diffs: list[dict[str, str]] = field(default_factory=list)
+    # What the drift check's preview found different from the program, one line per resource
+    # (`check` and `check-only`).
+    drift: list[str] = field(default_factory=list)
     duration_seconds: float = 0.0
     error: RunnerError | None = None
 
@@ -87,6 +90,7 @@ class ResultDocument:
             "outputs": self.outputs,
             "repairs": self.repairs,
             "ignoredDiffs": self.ignored_diffs,
+            "drift": self.drift,
             "durationSeconds": round(self.duration_seconds, 3),
             "error": (
                 None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,18 +9,22 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigurationMissing
+from .secrets import SecretReference, parse_secret_references
 
-ACTIONS = ("up", "recover", "check")
+# `check-only` previews and reports drift without changing anything (a scheduled drift check).
+CHECK_ONLY = "check-only"
+ACTIONS = ("up", "recover", "check", CHECK_ONLY)
+# Actions whose failures are PreviewFailed, because they never run `up` after a failed preview.
+PREVIEW_ACTIONS = ("check", CHECK_ONLY)
 STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-CONFIG_KEY = re.compile(r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+$")
 
 
 @dataclass(frozen=True)
 class RunnerSettings:
     """Validated build environment.
 
-    PULUMI_SECRETS maps a Pulumi config key to the SSM parameter that stores its value, so
-    the values themselves never pass through the environment.
+    PULUMI_SECRETS maps a Pulumi config key to where its value is stored (SSM Parameter Store,
+    Secrets Manager or the stack's config), so the values never pass through the environment.
     """
 
     action: str
@@ -29,7 +32,7 @@ class RunnerSettings:
     backend_url: str
     result_uri: str
     request_id: str
-    secrets: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, SecretReference] = field(default_factory=dict)
     lock_retries: int = 3
     lock_retry_seconds: float = 10.0
     cancel_stale_locks: bool = False
@@ -82,7 +85,7 @@ def load_settings(environ: dict[str, str]) -> RunnerSettings:
         backend_url=backend_url,
         result_uri=result_uri,
         request_id=environ.get("CONTROL_PLANE_REQUEST_ID", ""),
-        secrets=_parse_secrets(environ.get("PULUMI_SECRETS", "")),
+        secrets=parse_secret_references(environ.get("PULUMI_SECRETS", "")),
         lock_retries=_int(environ, "PULUMI_LOCK_RETRIES", 3),
         lock_retry_seconds=_float(environ, "PULUMI_LOCK_RETRY_SECONDS", 10.0),
         cancel_stale_locks=_bool(environ, "PULUMI_CANCEL_STALE_LOCKS"),
@@ -97,30 +100,6 @@ def _required(environ: dict[str, str], name: str) -> str:
     if not value:
         raise ConfigurationMissing(f"{name} is not set; the build must set it for the runner.")
     return value
-
-
-def _parse_secrets(raw: str) -> dict[str, str]:
-    if not raw.strip():
-        return {}
-    try:
-        secrets = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise ConfigurationMissing(
-            f"PULUMI_SECRETS is not valid JSON ({error.msg}); expected an object such as "
-            '{"db:password": "/control-plane/dev/db-password"}.'
-        ) from error
-    if not isinstance(secrets, dict):
-        raise ConfigurationMissing("PULUMI_SECRETS must be a JSON object of key to SSM name.")
-    for key, parameter in secrets.items():
-        if not CONFIG_KEY.match(key):
-            raise ConfigurationMissing(
-                f"PULUMI_SECRETS key {key!r} is not a Pulumi config key such as 'db:password'."
-            )
-        if not isinstance(parameter, str) or not parameter.strip():
-            raise ConfigurationMissing(
-                f"PULUMI_SECRETS[{key!r}] must name an SSM parameter, got {parameter!r}."
-            )
-    return secrets
 
 
 def _int(environ: dict[str, str], name: str, default: int) -> int:

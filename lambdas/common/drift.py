@@ -35,7 +35,7 @@ from .store import from_item, table_name
 
 DRIFT_CHECK_TRIGGER = "schedule"
 DRIFT_CHECK_STARTED_BY = "control-plane-drift-check"
-# Outcomes of a drift check that ran; they end the execution in a Succeed state of this name.
+# Outcomes of a drift check that ran. Each ends the execution in the Succeed state of its name.
 NO_DRIFT = "NoDrift"
 DRIFT_DETECTED = "DriftDetected"
 DRIFT_REMEDIATED = "DriftRemediated"
@@ -44,8 +44,8 @@ DRIFT_OUTCOMES = (NO_DRIFT, DRIFT_DETECTED, DRIFT_REMEDIATED)
 CHECK_ONLY_ACTION = "check-only"
 REMEDIATE_ACTION = "check"
 START_DRIFT_CHECK_TIMEOUT_SECONDS = 30
-# Changed resources that the execution state and the ledger record carry; the build log
-# lists all of them.
+# Changed resources that the execution state and the ledger record carry. The build log lists
+# all of them.
 MAX_RECORDED_CHANGES = 20
 MAX_CHANGE_CHARS = 300
 
@@ -54,7 +54,7 @@ Action = Literal["started", "already-started", "skipped"]
 
 @dataclass
 class DriftCheckDecision:
-    """What start_drift_check did for one environment, and why."""
+    """The action start_drift_check took for one environment, and its reason."""
 
     environment: str
     action: Action
@@ -93,7 +93,7 @@ def lock_busy_reason(environment: str) -> str | None:
 
 
 def _start_execution(environment: str, request: dict[str, Any]) -> tuple[str, bool]:
-    """Start the check's execution; return its ARN and whether this call started it.
+    """Start the check's execution and return its ARN and whether this call started it.
 
     Step Functions returns the running execution for a repeated name and input, and raises
     ExecutionAlreadyExists once it has ended or when the input differs.

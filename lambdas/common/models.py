@@ -34,6 +34,18 @@ class DeploymentRequest(BaseModel):
     options: DeploymentOptions = Field(default_factory=DeploymentOptions)
 
 
+class SecretReference(BaseModel):
+    """The store of a required secret: SSM Parameter Store, Secrets Manager (optionally one key
+    of its JSON value) or the stack's own config. Never the value."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    source: Literal["ssm", "secretsmanager", "stack_config"]
+    name: str | None = None
+    region: str | None = None
+    json_key: str | None = Field(default=None, alias="jsonKey")
+
+
 class Target(BaseModel):
     """The environment's stack and EB application, as Preflight resolved them."""
 
@@ -46,8 +58,9 @@ class Target(BaseModel):
     backend_url: str = Field(alias="backendUrl")
     eb_application: str = Field(alias="ebApplication")
     health_path: str = Field(alias="healthPath")
-    # Pulumi config key -> SSM parameter name. References only, never values.
-    secrets: dict[str, str] = Field(default_factory=dict)
+    # Pulumi config key -> where the CodeBuild runner reads its value. References only, never
+    # values.
+    secrets: dict[str, SecretReference] = Field(default_factory=dict)
     # Pulumi Cloud backends only: the organization and the Secrets Manager name of the token.
     pulumi_org: str | None = Field(default=None, alias="pulumiOrg")
     pulumi_token_secret: str | None = Field(default=None, alias="pulumiTokenSecret")

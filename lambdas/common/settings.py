@@ -297,6 +297,14 @@ class EnvironmentSettings(BaseModel):
     recovery: RecoverySettings = Field(default_factory=RecoverySettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     drift_check: DriftCheckSettings = Field(default_factory=DriftCheckSettings)
+    readiness: Literal["events", "polling"] = Field(
+        default="events",
+        description=(
+            "events: the waits for the environment end on EB's status-change events, and poll "
+            "only when none arrives; polling: they poll from the start, for an environment "
+            "whose EB events do not reach the control plane's event bus"
+        ),
+    )
 
     @property
     def eb_environment_name(self) -> str:
@@ -415,8 +423,19 @@ def load_settings(path: str | Path) -> Settings:
         raise SettingsError(
             f"environments file {path} not found; set ENVIRONMENTS_FILE or create it"
         ) from None
+    except UnicodeDecodeError as error:
+        raise SettingsError(
+            f"{path} is not UTF-8 text (byte {error.start}); save it as UTF-8"
+        ) from None
+    except OSError as error:
+        raise SettingsError(f"environments file {path} could not be read: {error}") from None
     if path.suffix == ".json":
-        document = json.loads(text)
+        try:
+            document = json.loads(text)
+        except ValueError as error:
+            raise SettingsError(f"{path} is not valid JSON: {error}") from None
+        except RecursionError:
+            raise SettingsError(f"{path} is not valid JSON: nested too deeply") from None
     else:
         import yaml  # Lambdas receive JSON, so only the CLI and the CDK app need PyYAML.
 
@@ -426,6 +445,8 @@ def load_settings(path: str | Path) -> Settings:
             document = load_yaml(text)
         except (yaml.YAMLError, ValueError) as error:
             raise SettingsError(f"{path} is not valid YAML: {error}") from None
+        except RecursionError:
+            raise SettingsError(f"{path} is not valid YAML: nested too deeply") from None
     return parse_settings(document, str(path))
 
 
@@ -453,9 +474,13 @@ def read_stack_config_keys(infra_dir: Path) -> dict[str, dict[str, str]]:
             document = load_yaml(path.read_text(encoding="utf-8")) or {}
         except (yaml.YAMLError, ValueError) as error:
             raise SettingsError(f"{path} is not valid YAML: {error}") from None
+        except RecursionError:
+            raise SettingsError(f"{path} is not valid YAML: nested too deeply") from None
         config = document.get("config") if isinstance(document, dict) else None
+        if not isinstance(config, dict):
+            config = {}
         stacks[stack] = {
             str(key): "secure" if isinstance(value, dict) and "secure" in value else "plain"
-            for key, value in (config or {}).items()
+            for key, value in config.items()
         }
     return stacks

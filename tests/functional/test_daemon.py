@@ -214,3 +214,22 @@ def test_real_sandbox_from_another_folder(
     assert wait_until_ended(result.stopped_app_groups[0])
     with pytest.raises(OSError):
         health_version(url)
+
+
+def test_stop_leaves_alone_a_process_that_reused_the_daemon_pid(state_dir: Path) -> None:
+    # A daemon died and its pid went to an unrelated process: stop must not signal it.
+    unrelated = subprocess.Popen(["sleep", "60"])
+    try:
+        (state_dir / daemon.STATE_FILE).write_text(
+            json.dumps({"pid": unrelated.pid, "endpoint": "http://127.0.0.1:9"}),
+            encoding="utf-8",
+        )
+
+        result = daemon.stop_daemon(state_dir, timeout_seconds=1)
+
+        assert result.was_running is False
+        assert unrelated.poll() is None
+        assert not (state_dir / daemon.STATE_FILE).exists()
+    finally:
+        unrelated.kill()
+        unrelated.wait()

@@ -133,7 +133,14 @@ def test_preflight_names_a_missing_secret_and_its_fix(sandbox: Sandbox, bundle_u
 def test_preflight_returns_references_only(sandbox: Sandbox, bundle_uri: str) -> None:
     target = preflight.handler(event(bundle_uri), Context())
 
-    assert target["secrets"] == {"db:password": "/control-plane/dev/db-password"}
+    assert target["secrets"] == {
+        "db:password": {
+            "source": "ssm",
+            "name": "/control-plane/dev/db-password",
+            "region": "us-east-1",
+            "jsonKey": None,
+        }
+    }
     assert target["backendUrl"] == f"s3://{sandbox.resources.state_bucket}"
     assert not any(value in json.dumps(target) for value in sandbox.secret_values)
 

@@ -53,7 +53,11 @@ def bus(resources: Any) -> tuple[SandboxEventBridge, RecordingRuntime, VirtualCl
 
 
 def handlers(runtime: RecordingRuntime) -> list[str]:
-    return [handler for handler, _, _ in runtime.calls]
+    return sorted(handler for handler, _, _ in runtime.calls)
+
+
+RELEASE_WAITERS = "lambdas.release_waiters.handler"
+START_RECOVERY = "lambdas.start_recovery.handler"
 
 
 def test_termination_event_reaches_start_recovery(bus: Any) -> None:
@@ -62,16 +66,31 @@ def test_termination_event_reaches_start_recovery(bus: Any) -> None:
     events.publish(EVENT)
     events.wait_idle()
 
-    assert handlers(runtime) == ["lambdas.start_recovery.handler"]
-    assert runtime.calls[0][1] == EVENT
+    # Every status change of a managed environment also reaches the readiness rule's target.
+    assert handlers(runtime) == [RELEASE_WAITERS, START_RECOVERY]
+    assert all(event == EVENT for _, event, _ in runtime.calls)
 
 
 @pytest.mark.parametrize(
     "change",
     [
         {"detail": {**EVENT["detail"], "Status": "Environment termination started"}},
-        {"detail": {**EVENT["detail"], "EnvironmentName": "billing-prod"}},
         {"detail-type": "Health status change"},
+    ],
+)
+def test_other_changes_reach_only_readiness(bus: Any, change: dict[str, Any]) -> None:
+    events, runtime, _ = bus
+
+    events.publish({**EVENT, **change})
+    events.wait_idle()
+
+    assert handlers(runtime) == [RELEASE_WAITERS]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"detail": {**EVENT["detail"], "EnvironmentName": "billing-prod"}},
         {"source": "aws.ec2"},
     ],
 )
@@ -102,9 +121,10 @@ def test_duplicated_events_arrive_twice_200_ms_apart(bus: Any) -> None:
     events.publish(EVENT)
     events.wait_idle()
 
-    assert handlers(runtime) == ["lambdas.start_recovery.handler"] * 2
-    assert runtime.calls[0][1] == runtime.calls[1][1]
-    assert runtime.calls[1][2] - runtime.calls[0][2] >= 0.19
+    recoveries = [(event, at) for handler, event, at in runtime.calls if handler == START_RECOVERY]
+    assert handlers(runtime) == [RELEASE_WAITERS] * 2 + [START_RECOVERY] * 2
+    assert recoveries[0][0] == recoveries[1][0]
+    assert recoveries[1][1] - recoveries[0][1] >= 0.19
 
 
 def test_sweep_runs_every_15_minutes_of_virtual_time(bus: Any) -> None:

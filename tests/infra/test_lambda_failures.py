@@ -49,7 +49,15 @@ TIMEOUT_RETRY = {
 }
 MUTATING = {"Rollback"}
 # Tasks whose own Catch handles every failure without ending the execution.
-CLOSING = {"ReleaseLock", "ReleaseLockAfterFailure", "Record", "RecordFailure", "RecordSuperseded"}
+CLOSING = {
+    "ReleaseLock",
+    "ReleaseLockAfterFailure",
+    "ReleaseLockAfterDriftCheck",
+    "Record",
+    "RecordFailure",
+    "RecordSuperseded",
+    "RecordDriftCheck",
+}
 
 
 @pytest.fixture(scope="module")

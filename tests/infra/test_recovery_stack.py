@@ -78,6 +78,9 @@ def test_failed_event_deliveries_are_retried(template: dict[str, Any]) -> None:
         item["Properties"]
         for item in template["Resources"].values()
         if item["Type"] == "AWS::Lambda::EventInvokeConfig"
+        and item["Properties"]["FunctionName"]["Ref"].startswith(
+            ("StartRecoveryFunction", "SweepEnvironmentsFunction")
+        )
     ]
 
     assert len(configs) == 2

@@ -86,11 +86,28 @@ def test_readiness_polls_with_backoff_and_full_jitter(states: dict[str, Any], st
     assert rule["MaxAttempts"] == 160
 
 
-@pytest.mark.parametrize("state", ["WaitForEnvironment", "WaitForDeployment", "WaitForRollback"])
-def test_readiness_waits_receive_the_state_entered_time(states: dict[str, Any], state: str) -> None:
-    parameters = states[state]["Parameters"]
+def test_readiness_waits_receive_the_state_entered_time(states: dict[str, Any]) -> None:
+    assert states["WaitForRollback"]["Parameters"]["waitStartedAt.$"] == "$$.State.EnteredTime"
 
-    assert parameters["waitStartedAt.$"] == "$$.State.EnteredTime"
+
+@pytest.mark.parametrize(
+    ("begin", "wait", "poll"),
+    [
+        ("BeginEnvironmentWait", "AwaitEnvironment", "WaitForEnvironment"),
+        ("BeginDeploymentWait", "AwaitDeployment", "WaitForDeployment"),
+    ],
+)
+def test_event_driven_wait_and_its_polling_share_one_start(
+    states: dict[str, Any], begin: str, wait: str, poll: str
+) -> None:
+    """The await and its polling fallback measure one deadline from the wait's first state."""
+    recorded = states[begin]
+
+    assert recorded["Parameters"] == {"startedAt.$": "$$.State.EnteredTime"}
+    assert recorded["Next"] == wait
+    started_at = f"{recorded['ResultPath']}.startedAt"
+    assert states[wait]["Parameters"]["Payload"]["waitStartedAt.$"] == started_at
+    assert states[poll]["Parameters"]["waitStartedAt.$"] == started_at
 
 
 def test_wait_deadline_is_not_retried(states: dict[str, Any]) -> None:
@@ -118,7 +135,11 @@ def test_pulumi_runs_in_codebuild_synchronously(states: dict[str, Any]) -> None:
 
 
 def test_plan_choice_routes_each_plan(states: dict[str, Any]) -> None:
-    choices = {rule["StringEquals"]: rule["Next"] for rule in states["ChoosePlan"]["Choices"]}
+    choices = {
+        rule["StringEquals"]: rule["Next"]
+        for rule in states["ChoosePlan"]["Choices"]
+        if rule.get("Variable") == "$.inspection.plan"
+    }
 
     assert choices == {
         "provision": "Provision",
@@ -144,6 +165,8 @@ def test_every_task_after_validation_catches_into_the_failure_path(
         "RecordSuperseded",
         "ReleaseLockAfterFailure",
         "RecordFailure",
+        "ReleaseLockAfterDriftCheck",
+        "RecordDriftCheck",
     }
     for name, state in states.items():
         if state["Type"] != "Task" or name in closing:

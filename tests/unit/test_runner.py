@@ -286,10 +286,10 @@ def run(
 ) -> tuple[int, dict[str, Any], Sleeps]:
     sleeps = Sleeps()
 
-    def client_factory(service: str) -> Any:
+    def client_factory(service: str, region_name: str = "us-east-1") -> Any:
         if service == "elasticbeanstalk" and eb is not None:
             return eb
-        return boto3.client(service, region_name="us-east-1")
+        return boto3.client(service, region_name=region_name)
 
     code = runner.main(
         fake.environ(**overrides), sleep=sleeps, client_factory=client_factory, now=lambda: NOW
@@ -1043,6 +1043,169 @@ def test_invalid_secrets_json_rejected(fake: FakePulumi, aws: Any) -> None:
     assert result["error"]["name"] == "ConfigurationMissing"
     assert "PULUMI_SECRETS" in result["error"]["message"]
     assert fake.calls == []
+
+
+def secrets_manager_reference(name: str, **extra: str) -> dict[str, str]:
+    return {"source": "secretsmanager", "name": name, "region": "eu-west-1", **extra}
+
+
+def test_secrets_manager_json_keys_set_through_stdin(
+    fake: FakePulumi, aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    password, username = "pw-9f8e7d6c5b4a", "user-1a2b3c4d"
+    boto3.client("secretsmanager", region_name="eu-west-1").create_secret(
+        Name="control-plane/prod/db",
+        SecretString=json.dumps({"password": password, "username": username}),
+    )
+    references = {
+        "db:password": secrets_manager_reference("control-plane/prod/db", jsonKey="password"),
+        "db:username": secrets_manager_reference("control-plane/prod/db", jsonKey="username"),
+    }
+
+    code, result, _ = run(fake, aws, PULUMI_SECRETS=json.dumps(references))
+
+    config_calls = [call for call in fake.calls if call["argv"][:2] == ["config", "set"]]
+    output = capsys.readouterr().out
+    assert code == 0
+    assert [call["argv"][3] for call in config_calls] == ["db:password", "db:username"]
+    assert [call["stdin"] for call in config_calls] == [password, username]
+    for value in (password, username):
+        assert all(value not in " ".join(call["argv"]) for call in fake.calls)
+        assert value not in output
+        assert value not in json.dumps(result)
+    assert "set from Secrets Manager secret 'control-plane/prod/db' (JSON key 'password')" in (
+        output
+    )
+
+
+def test_secrets_manager_whole_string_is_the_value(fake: FakePulumi, aws: Any) -> None:
+    boto3.client("secretsmanager", region_name="eu-west-1").create_secret(
+        Name="control-plane/prod/token", SecretString="tok-0a1b2c3d"
+    )
+    references = {"api:token": secrets_manager_reference("control-plane/prod/token")}
+
+    code, _, _ = run(fake, aws, PULUMI_SECRETS=json.dumps(references))
+
+    config_calls = [call for call in fake.calls if call["argv"][:2] == ["config", "set"]]
+    assert code == 0
+    assert config_calls[0]["stdin"] == "tok-0a1b2c3d"
+
+
+def test_missing_secrets_manager_secret_names_create_command(fake: FakePulumi, aws: Any) -> None:
+    references = {
+        "db:password": secrets_manager_reference("control-plane/prod/db", jsonKey="password")
+    }
+
+    code, result, _ = run(fake, aws, PULUMI_SECRETS=json.dumps(references))
+
+    message = result["error"]["message"]
+    assert code == 1
+    assert result["error"]["name"] == "ConfigurationMissing"
+    assert "secret config key 'db:password' is missing" in message
+    assert "Secrets Manager secret 'control-plane/prod/db'" in message
+    assert "aws secretsmanager create-secret --name control-plane/prod/db" in message
+    assert "--region eu-west-1" in message
+    assert fake.argvs("up") == []
+
+
+@pytest.mark.parametrize(
+    ("secret_string", "expected"),
+    [
+        (json.dumps({"user": "someone-5e6f"}), "has no JSON key 'password'"),
+        ("not-json-7a8b9c", "is not a JSON object"),
+        (json.dumps({"password": 1234}), "holds a int, not a string"),
+    ],
+)
+def test_secrets_manager_json_key_problems_named(
+    fake: FakePulumi, aws: Any, secret_string: str, expected: str
+) -> None:
+    boto3.client("secretsmanager", region_name="eu-west-1").create_secret(
+        Name="control-plane/prod/db", SecretString=secret_string
+    )
+    references = {
+        "db:password": secrets_manager_reference("control-plane/prod/db", jsonKey="password")
+    }
+
+    code, result, _ = run(fake, aws, PULUMI_SECRETS=json.dumps(references))
+
+    message = result["error"]["message"]
+    assert code == 1
+    assert result["error"]["name"] == "ConfigurationMissing"
+    assert expected in message
+    assert "someone-5e6f" not in message
+    assert "not-json-7a8b9c" not in message
+
+
+def test_stack_config_secret_is_not_read(fake: FakePulumi, aws: Any) -> None:
+    references = {"db:password": {"source": "stack_config"}}
+
+    code, _, _ = run(fake, aws, PULUMI_SECRETS=json.dumps(references))
+
+    assert code == 0
+    assert [call for call in fake.calls if call["argv"][:2] == ["config", "set"]] == []
+
+
+def test_ssm_reference_reads_its_own_region(fake: FakePulumi, aws: Any) -> None:
+    boto3.client("ssm", region_name="eu-west-1").put_parameter(
+        Name="/control-plane/prod/db-password", Value="pw-eu-1234", Type="SecureString"
+    )
+    references = {
+        "db:password": {
+            "source": "ssm",
+            "name": "/control-plane/prod/db-password",
+            "region": "eu-west-1",
+            "jsonKey": None,
+        }
+    }
+
+    code, _, _ = run(fake, aws, PULUMI_SECRETS=json.dumps(references))
+
+    config_calls = [call for call in fake.calls if call["argv"][:2] == ["config", "set"]]
+    assert code == 0
+    assert config_calls[0]["stdin"] == "pw-eu-1234"
+
+
+@pytest.mark.parametrize(
+    ("references", "expected"),
+    [
+        ({"db:password": {"source": "vault", "name": "x"}}, "source must be one of"),
+        ({"db:password": {"source": "secretsmanager"}}, "must name its secretsmanager"),
+        ({"db:password": 5}, "got a int"),
+        ({"db:password": {"source": "ssm", "name": "/x", "region": ""}}, "region must be"),
+        ({"no-namespace": "/x"}, "not a Pulumi config key"),
+    ],
+)
+def test_invalid_secret_reference_rejected(
+    fake: FakePulumi, aws: Any, references: dict[str, Any], expected: str
+) -> None:
+    code, result, _ = run(fake, aws, PULUMI_SECRETS=json.dumps(references))
+
+    assert code == 1
+    assert result["error"]["name"] == "ConfigurationMissing"
+    assert expected in result["error"]["message"]
+    assert fake.calls == []
+
+
+def test_secret_reader_reads_a_json_secret_once(aws: Any) -> None:
+    from runner_lib.secrets import SecretReader, SecretReference
+
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    client.create_secret(Name="db", SecretString=json.dumps({"password": "p-1", "username": "u"}))
+    calls: list[str] = []
+    client.meta.events.register(
+        "before-call.secrets-manager.GetSecretValue", lambda **_: calls.append("get")
+    )
+    reader = SecretReader(lambda service, **_: client)
+
+    values = [
+        reader.read(
+            SecretReference(key=f"db:{field}", source="secretsmanager", name="db", json_key=field)
+        )
+        for field in ("password", "username")
+    ]
+
+    assert values == ["p-1", "u"]
+    assert calls == ["get"]
 
 
 # stack selection --------------------------------------------------------------------------

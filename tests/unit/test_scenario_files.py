@@ -153,7 +153,7 @@ def test_invalid_stack_fault_is_rejected(tmp_path: Path, faults: str, message: s
 
 def test_missing_secret_needs_a_required_key(tmp_path: Path) -> None:
     text = (
-        "name: x\nenvironment: staging\nsteps:\n  - deploy: {version: v1}\n"
+        "name: x\nenvironment: prod\nsteps:\n  - deploy: {version: v1}\n"
         "faults:\n  - missing_secret: {key: 'db:password'}\nexpect:\n  - {step: 1}\n"
     )
 

@@ -110,6 +110,7 @@ class ElasticBeanstalkSimulator:
         # call the simulator while it is being notified.
         self._delivery_lock = threading.RLock()
         self._subscribers: list[Subscriber] = []
+        self._watchers: list[Callable[[], None]] = []
 
     def handle(self, params: Mapping[str, str]) -> tuple[int, str]:
         """Run one API request and return its HTTP status and XML body.
@@ -250,6 +251,30 @@ class ElasticBeanstalkSimulator:
         with self._lock:
             self._subscribers.append(callback)
 
+    def watch_transitions(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after every call that may have started or completed an operation.
+
+        ``callback`` runs on the calling thread, outside the simulator's lock, and typically
+        reads ``next_transition_at()`` to schedule a ``refresh()`` for that time.
+        """
+        with self._lock:
+            self._watchers.append(callback)
+
+    def next_transition_at(self) -> float | None:
+        """Return the virtual time of the earliest pending transition, or None when none is.
+
+        Transitions are operations that complete (Launching, Updating, Aborting, Terminating)
+        and the phases of health faults.
+        """
+        with self._lock:
+            times = []
+            for environment in self._state.environments:
+                if environment.status_until is not None:
+                    times.append(environment.status_until)
+                if environment.health_schedule:
+                    times.append(environment.health_schedule[0][0])
+            return min(times, default=None)
+
     def configure(self, **settings: float) -> None:
         """Change launch_seconds, update_seconds, terminate_seconds or max_application_versions.
 
@@ -279,6 +304,8 @@ class ElasticBeanstalkSimulator:
             self._app_host.shutdown()
 
     def _deliver_events(self) -> None:
+        for watcher in list(self._watchers):
+            watcher()
         # One thread at a time sends events, oldest first. A thread that finds another one
         # sending returns at once instead of waiting: a subscriber may block on a request that
         # another thread serves, and that thread must not wait for the subscriber in turn.
