@@ -52,6 +52,8 @@ class ReadinessRun:
     # Virtual seconds from EB completing the launch (environment) or the update (deployment)
     # to the state after the wait starting.
     latency_seconds: dict[str, float]
+    # Each state the execution entered, with the virtual seconds since the execution started.
+    timeline: list[tuple[str, float]]
 
 
 def measure_deployment(
@@ -90,6 +92,7 @@ def measure_deployment(
         transitions=report.transitions,
         path=report.path,
         latency_seconds=_latencies(report, completions),
+        timeline=_timeline(report),
     )
 
 
@@ -144,6 +147,15 @@ def _latencies(report: ExecutionReport, completions: dict[str, list[datetime]]) 
             delta = entered[next_state] - completions[wait][0]
             latencies[wait] = round(delta.total_seconds(), 3)
     return latencies
+
+
+def _timeline(report: ExecutionReport) -> list[tuple[str, float]]:
+    started = report.events[0]["timestamp"]
+    return [
+        (event["stateEnteredEventDetails"]["name"], (event["timestamp"] - started).total_seconds())
+        for event in report.events
+        if event["type"].endswith("StateEntered")
+    ]
 
 
 def format_runs(runs: list[ReadinessRun]) -> str:

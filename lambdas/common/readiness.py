@@ -4,17 +4,17 @@ AwaitEnvironment and AwaitDeployment are `waitForTaskToken` tasks. Their Lambda
 (await_readiness) stores a waiter with the task token, then runs the polling task's check once,
 so an event that arrived before the waiter existed cannot be missed. From then on, each EB
 event about the environment runs the release Lambda (release_waiters), which runs the same
-check for every waiter of the environment:
+check for every waiter of the environment. What the check finds decides what the task gets:
 
 - ready: SendTaskSuccess with the check's result, which the task state stores as the polling
-  task would;
+  task would.
 - failed (DeploymentFailed, WaitTimedOut, ...): SendTaskFailure with the error's name and
-  message, so the task state routes it as the polling task routes it;
-- EB still busy (Launching, Updating, no environment yet): the waiter stays, and an event gets
-  it a SendTaskHeartbeat, since EB evidently still reports progress;
-- EB done but health undecided (Grey, or Yellow within its settling window): SendTaskFailure
-  with EnvironmentNotReady, which the task state catches to go on polling, because the rest
-  of the wait may depend on time rather than on another event.
+  message, so the task state routes it as the polling task routes it.
+- EB still busy (Launching, Updating, no environment yet): the waiter stays, and the event
+  sends it a SendTaskHeartbeat, since EB evidently still reports progress.
+- EB done but health undecided (Grey, Yellow where only Green counts, or Yellow within its
+  settling window): SendTaskFailure with EnvironmentNotReady, which the task state catches to
+  go on polling, because the rest of the wait may depend on time rather than on an event.
 
 A waiter is deleted with a condition on its token before its token is completed, so two
 invocations (a duplicate event, or the registration racing an event) never complete a token

@@ -50,7 +50,14 @@ if sys.argv[2] == "with-app":
     port = AppHost.allocate_port()
     host.deploy("e-fake", port, "v1", ("bucket", "key"), {})
 time.sleep(0.5)
-state = {"pid": os.getpid(), "endpoint": "http://127.0.0.1:1", "region": "us-east-1"}
+from control_plane.sandbox.eb.app_host import process_start_time
+
+state = {
+    "pid": os.getpid(),
+    "endpoint": "http://127.0.0.1:1",
+    "region": "us-east-1",
+    "startTime": process_start_time(os.getpid()),
+}
 (state_dir / "daemon.tmp").write_text(json.dumps(state))
 (state_dir / "daemon.tmp").replace(state_dir / "daemon.json")
 time.sleep(60)

@@ -9,6 +9,8 @@ transitions stay the same.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from control_plane.sandbox.readiness_bench import ReadinessRun, measure_deployment
@@ -18,8 +20,12 @@ LAUNCH_SECONDS = (120, 600)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, ReadinessRun]:
-    work_root = tmp_path_factory.mktemp("readiness")
+def work_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("readiness")
+
+
+@pytest.fixture(scope="module")
+def runs(work_root: Path) -> dict[int, ReadinessRun]:
     return {
         launch: measure_deployment("events", launch, work_root=work_root)
         for launch in LAUNCH_SECONDS
@@ -43,3 +49,11 @@ def test_transitions_do_not_grow_with_launch_time(runs: dict[int, ReadinessRun])
 
     assert short.status == long.status == "SUCCEEDED"
     assert short.transitions == long.transitions
+
+
+def test_same_deployment_gives_the_same_timeline(
+    runs: dict[int, ReadinessRun], work_root: Path
+) -> None:
+    again = measure_deployment("events", LAUNCH_SECONDS[0], work_root=work_root)
+
+    assert again.timeline == runs[LAUNCH_SECONDS[0]].timeline

@@ -21,6 +21,7 @@ from control_plane import cli
 from control_plane.cli import SAMPLE_APP, Target, _build_local_bundle, _ledger_record, main
 from control_plane.executions import execution_arn, start_deployment
 from control_plane.sandbox import daemon
+from control_plane.sandbox.eb.app_host import process_start_time
 from lambdas.common.models import REQUEST_ID_PATTERN
 
 
@@ -234,6 +235,7 @@ def silent_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         "pid": sleeper.pid,
         "endpoint": f"http://127.0.0.1:{listener.getsockname()[1]}",
         "region": "us-east-1",
+        "startTime": process_start_time(sleeper.pid),
     }
     state_dir = tmp_path / "sandbox-state"
     state_dir.mkdir()
