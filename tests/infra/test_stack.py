@@ -97,7 +97,7 @@ def test_readiness_waits_receive_the_state_entered_time(states: dict[str, Any]) 
         ("BeginDeploymentWait", "AwaitDeployment", "WaitForDeployment"),
     ],
 )
-def test_event_driven_wait_and_its_polling_share_one_start(
+def test_await_and_polling_share_one_start(
     states: dict[str, Any], begin: str, wait: str, poll: str
 ) -> None:
     """The await and its polling fallback measure one deadline from the wait's first state."""
