@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_codebuild as codebuild
@@ -157,9 +158,9 @@ class ControlPlaneStack(Stack):
             ),
         )
 
-        self._recovery(lambda_staging_dir)
-        self._drift_checks(lambda_staging_dir)
-        self._readiness_events(lambda_staging_dir)
+        self._recovery()
+        self._drift_checks()
+        self._readiness_events()
 
         # The CLI finds the control plane through these outputs.
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
@@ -179,12 +180,8 @@ class ControlPlaneStack(Stack):
                 table=self.table,
             )
 
-    def _recovery(self, staging_dir: Path) -> None:
+    def _recovery(self) -> None:
         """Wire automatic recovery: the EB termination rule, the sweep schedule, their Lambdas."""
-        code = lambda_.Code.from_asset(str(staging_dir))
-        layer = lambda_.LayerVersion.from_layer_version_arn(
-            self, "RecoveryPowertools", POWERTOOLS_LAYER.format(region=self.region)
-        )
         environment = {
             "TABLE_NAME": self.table.table_name,
             "TOPIC_ARN": self.topic.topic_arn,
@@ -194,17 +191,11 @@ class ControlPlaneStack(Stack):
         }
 
         def function(construct_id: str, module: str, timeout_seconds: int) -> lambda_.Function:
-            created = lambda_.Function(
-                self,
+            created = self._python_function(
                 construct_id,
-                runtime=lambda_.Runtime.PYTHON_3_11,
-                handler=f"lambdas.{module}.handler",
-                code=code,
-                layers=[layer],
-                timeout=Duration.seconds(timeout_seconds),
-                memory_size=256,
+                module,
+                timeout_seconds=timeout_seconds,
                 environment=environment,
-                tracing=lambda_.Tracing.ACTIVE,
                 # A failed invocation (a duplicate event still in progress, a throttled call)
                 # is retried by Lambda's asynchronous invocation, at least a minute later.
                 retry_attempts=2,
@@ -252,32 +243,22 @@ class ControlPlaneStack(Stack):
             targets=[events_targets.LambdaFunction(self.sweep_function)],
         )
 
-    def _readiness_events(self, staging_dir: Path) -> None:
+    def _readiness_events(self) -> None:
         """Wire the release of waits on EB events: the rule and its ReleaseWaiters Lambda.
 
         The rule matches every status-change and health event of a managed EB environment.
         The Lambda runs the readiness check of that environment's waiters and completes the
         task tokens it decides (lambdas/common/readiness.py).
         """
-        self.release_waiters_function = lambda_.Function(
-            self,
+        self.release_waiters_function = self._python_function(
             "ReleaseWaitersFunction",
-            runtime=lambda_.Runtime.PYTHON_3_11,
-            handler="lambdas.release_waiters.handler",
-            code=lambda_.Code.from_asset(str(staging_dir)),
-            layers=[
-                lambda_.LayerVersion.from_layer_version_arn(
-                    self, "ReadinessPowertools", POWERTOOLS_LAYER.format(region=self.region)
-                )
-            ],
-            timeout=Duration.seconds(TASK_TIMEOUT_SECONDS),
-            memory_size=256,
+            "release_waiters",
+            timeout_seconds=TASK_TIMEOUT_SECONDS,
             environment={
                 "TABLE_NAME": self.table.table_name,
                 "ENVIRONMENTS_FILE": "environments.json",
                 "POWERTOOLS_SERVICE_NAME": "control-plane",
             },
-            tracing=lambda_.Tracing.ACTIVE,
             # Lambda's asynchronous invocation retries a check that failed. A wait left
             # undecided meanwhile falls back to polling.
             retry_attempts=2,
@@ -324,33 +305,23 @@ class ControlPlaneStack(Stack):
             )
         )
 
-    def _drift_checks(self, staging_dir: Path) -> None:
+    def _drift_checks(self) -> None:
         """Wire scheduled drift checks: one rate schedule per environment, one starter Lambda.
 
         An environment with `drift_check.every_minutes: 0` gets no schedule. Each rule passes
         the environment and the event's time to StartDriftCheck, which names the check after
         the schedule slot of that time.
         """
-        self.start_drift_check_function = lambda_.Function(
-            self,
+        self.start_drift_check_function = self._python_function(
             "StartDriftCheckFunction",
-            runtime=lambda_.Runtime.PYTHON_3_11,
-            handler="lambdas.start_drift_check.handler",
-            code=lambda_.Code.from_asset(str(staging_dir)),
-            layers=[
-                lambda_.LayerVersion.from_layer_version_arn(
-                    self, "DriftCheckPowertools", POWERTOOLS_LAYER.format(region=self.region)
-                )
-            ],
-            timeout=Duration.seconds(drift.START_DRIFT_CHECK_TIMEOUT_SECONDS),
-            memory_size=256,
+            "start_drift_check",
+            timeout_seconds=drift.START_DRIFT_CHECK_TIMEOUT_SECONDS,
             environment={
                 "TABLE_NAME": self.table.table_name,
                 "STATE_MACHINE_ARN": self.state_machine.state_machine_arn,
                 "ENVIRONMENTS_FILE": "environments.json",
                 "POWERTOOLS_SERVICE_NAME": "control-plane",
             },
-            tracing=lambda_.Tracing.ACTIVE,
         )
         # The ledger (last Deployed version, destroy intent) and the lock are read, not written.
         self.table.grant_read_data(self.start_drift_check_function)
@@ -519,9 +490,34 @@ class ControlPlaneStack(Stack):
                     )
         return sorted(arns)
 
+    def _python_function(
+        self,
+        construct_id: str,
+        module: str,
+        *,
+        timeout_seconds: int,
+        environment: dict[str, str],
+        **options: Any,
+    ) -> lambda_.Function:
+        """Create a Lambda function running `lambdas.<module>.handler` from the staged code."""
+        return lambda_.Function(
+            self,
+            construct_id,
+            runtime=lambda_.Runtime.PYTHON_3_11,
+            handler=f"lambdas.{module}.handler",
+            code=self._lambda_code,
+            layers=[self._powertools_layer],
+            timeout=Duration.seconds(timeout_seconds),
+            memory_size=256,
+            environment=environment,
+            tracing=lambda_.Tracing.ACTIVE,
+            **options,
+        )
+
     def _task_functions(self, settings: Settings, staging_dir: Path) -> TaskFunctions:
-        code = lambda_.Code.from_asset(str(stage_lambda_code(settings, staging_dir)))
-        layer = lambda_.LayerVersion.from_layer_version_arn(
+        # Staged once and shared by every function of the stack.
+        self._lambda_code = lambda_.Code.from_asset(str(stage_lambda_code(settings, staging_dir)))
+        self._powertools_layer = lambda_.LayerVersion.from_layer_version_arn(
             self, "Powertools", POWERTOOLS_LAYER.format(region=self.region)
         )
         environment = {
@@ -538,17 +534,11 @@ class ControlPlaneStack(Stack):
         functions = {}
         for field, module in TASK_MODULES.items():
             construct_id = "".join(part.title() for part in field.split("_")) + "Function"
-            functions[field] = lambda_.Function(
-                self,
+            functions[field] = self._python_function(
                 construct_id,
-                runtime=lambda_.Runtime.PYTHON_3_11,
-                handler=f"lambdas.{module}.handler",
-                code=code,
-                layers=[layer],
-                timeout=Duration.seconds(TASK_TIMEOUT_SECONDS),
-                memory_size=256,
+                module,
+                timeout_seconds=TASK_TIMEOUT_SECONDS,
                 environment=environment,
-                tracing=lambda_.Tracing.ACTIVE,
             )
         task_functions = TaskFunctions(**functions)
         self._grant(task_functions)
