@@ -1,7 +1,7 @@
 """Forwarding stacks: EB events of other regions reach the control plane's event bus.
 
 EventBridge delivers an AWS service's events only in the region where they happen. For every
-region that holds a managed environment other than the control plane's own, the CDK app adds
+region that contains a managed environment other than the control plane's own, the CDK app adds
 one small stack there: a rule on EB's status-change events of the managed environments of
 that region, whose target is the control plane region's default event bus. Forwarded events
 keep their source, detail type and detail, so the control plane's rules (recovery, readiness)

@@ -9,7 +9,7 @@ schedule runs while the sandbox only serves API calls (`control-plane sandbox st
 target's constant `Input` or its `InputTransformer` replaces the event, as on EventBridge.
 
 Like EventBridge, delivery is asynchronous: each delivery runs the target's handler on its own
-thread. The thread counts as an actor of the virtual clock, so virtual time stands still until
+thread. The thread counts as an actor of the virtual clock, so virtual time does not move until
 the target returns. Two faults act here: lost events are dropped, and duplicated events are
 delivered a second time 200 ms (wall clock) after the first.
 """

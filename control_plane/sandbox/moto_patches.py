@@ -152,7 +152,7 @@ def _patch_execution_dates() -> None:
 
     def start(self: Any) -> None:
         # StartExecution calls reach AWS one after another, so their start times differ; on
-        # the virtual clock, which stands still between them, a millisecond keeps them apart.
+        # the virtual clock, which does not move between them, a millisecond keeps them apart.
         clock = _clock()
         with start_lock:
             started = clock.now_datetime()

@@ -122,7 +122,7 @@ class ScenarioRun:
 
     def run(self) -> ScenarioResult:
         self.sandbox.eb.configure(**self.scenario.clock.model_dump())
-        # The runner is an actor of the virtual clock: time stands still while a step runs, so
+        # The runner is an actor of the virtual clock: time does not move while a step runs, so
         # requests started by consecutive steps arrive at the same virtual instant. It lets
         # time pass only where a step waits (advance, or waiting for an execution to end).
         clock = self.sandbox.clock

@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from .aws import client, error_code
 from .lease import lock_key
 from .observability import logger
 from .recovery import (
+    StartDecision,
     destroyed_on_purpose,
     execution_name,
     last_deployed_record,
@@ -53,21 +54,10 @@ Action = Literal["started", "already-started", "skipped"]
 
 
 @dataclass
-class DriftCheckDecision:
+class DriftCheckDecision(StartDecision):
     """The action start_drift_check took for one environment, and its reason."""
 
-    environment: str
     action: Action
-    reason: str
-    request_id: str | None = None
-    execution_arn: str | None = None
-
-    def as_result(self) -> dict[str, Any]:
-        """Return the decision as the Lambda's JSON result, in the workflow's camelCase."""
-        names = {"request_id": "requestId", "execution_arn": "executionArn"}
-        return {
-            names.get(key, key): value for key, value in asdict(self).items() if value is not None
-        }
 
 
 def schedule_slot(scheduled_at: float, every_minutes: int) -> int:

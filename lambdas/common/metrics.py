@@ -26,8 +26,8 @@ def write_line(line: str) -> None:
     sys.stdout.flush()
 
 
-# Where EMF lines go: stdout, which Lambda sends to CloudWatch Logs. The sandbox sends them to
-# its task log file instead.
+# The destination of EMF lines: stdout, which Lambda sends to CloudWatch Logs. The sandbox
+# sends them to its task log file instead.
 sink: Callable[[str], None] = write_line
 
 

@@ -84,11 +84,11 @@ class StatusChangeEvent(BaseModel):
 
 
 @dataclass
-class RecoveryDecision:
-    """The action start_recovery took for one environment, and its reason."""
+class StartDecision:
+    """The action a starter Lambda took for one environment, and its reason."""
 
     environment: str
-    action: Action
+    action: str
     reason: str
     request_id: str | None = None
     execution_arn: str | None = None
@@ -99,6 +99,13 @@ class RecoveryDecision:
         return {
             names.get(key, key): value for key, value in asdict(self).items() if value is not None
         }
+
+
+@dataclass
+class RecoveryDecision(StartDecision):
+    """The action start_recovery took for one environment, and its reason."""
+
+    action: Action
 
 
 def managed_environment(
