@@ -180,6 +180,12 @@ def assemble_bundle(source: Path, max_bytes: int = MAX_BUNDLE_BYTES) -> Bundle:
     """
     check_structure(source)
     entries: dict[str, Path | bytes] = dict(_files(source))
+    if "Procfile" not in entries and "application.py" not in entries:
+        raise BundleError(
+            f".ebignore in {source} leaves out the app's entry point (Procfile and "
+            "application.py), so EB would find no app in the bundle; remove the pattern that "
+            "matches it"
+        )
     vendoring = _Vendoring(source, entries)
     vendoring.run()
     entries.update(vendoring.rewritten)

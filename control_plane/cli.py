@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 import sys
@@ -26,10 +27,15 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from lambdas.common.errors import UNEXPECTED_FAILURE
 from lambdas.common.models import REQUEST_ID_PATTERN
-from lambdas.common.settings import ENVIRONMENT_NAME_PATTERN
 from lambdas.common.store import from_item
 
 from .bundle import BundleError, build_bundle, checksum
+from .cli_options import (
+    ENVIRONMENTS_FILE_VARIABLE,
+    environment_option,
+    environment_settings,
+    remember_environments_file,
+)
 from .executions import (
     ExecutionReport,
     RequestConflict,
@@ -68,6 +74,9 @@ EXIT_CODES = {
     "LeaseLost": 26,
     "WaitTimedOut": 27,
     "RecoveryCancelled": 28,
+    # The execution ended without recording an outcome: stopped by hand, or past its timeout.
+    "ExecutionAborted": 31,
+    "ExecutionTimedOut": 32,
     # Scheduled drift checks end SUCCEEDED whatever they found.
     "NoDrift": 0,
     "DriftDetected": 0,
@@ -156,6 +165,13 @@ def _start_sandbox(state_dir: Path) -> dict[str, Any]:
         raise CliError("\n".join(lines)) from None
 
 
+# The sandbox is local: a connection that takes seconds means it hangs, so fail fast rather
+# than wait out botocore's default of a minute per attempt.
+_SANDBOX_CLIENT_CONFIG = Config(
+    connect_timeout=5, read_timeout=60, retries={"mode": "standard", "max_attempts": 3}
+)
+
+
 def _sandbox_client(
     state: dict[str, Any], service: str, config: Config | None = None, region: str | None = None
 ) -> Any:
@@ -165,7 +181,14 @@ def _sandbox_client(
         endpoint_url=state["endpoint"],
         aws_access_key_id="sandbox",
         aws_secret_access_key="sandbox",
-        config=config,
+        config=_SANDBOX_CLIENT_CONFIG.merge(config) if config else _SANDBOX_CLIENT_CONFIG,
+    )
+
+
+def _not_answering(state: dict[str, Any], error: Exception) -> SandboxNotAnswering:
+    return SandboxNotAnswering(
+        f"sandbox (pid {state['pid']}) is not responding on {state['endpoint']} ({error}); "
+        "stop it with `control-plane sandbox stop`, then start it again"
     )
 
 
@@ -177,6 +200,11 @@ def _sandbox_target(start: bool) -> Target:
             raise CliError("no sandbox is running; start one with `control-plane sandbox start`")
         click.echo("starting the sandbox (first start synthesizes the CDK app) ...", err=True)
         state = _start_sandbox(state_dir)
+    else:
+        try:
+            daemon.live_status(state)
+        except (OSError, ValueError) as error:
+            raise _not_answering(state, error) from None
     return Target(
         sfn=_sandbox_client(state, "stepfunctions"),
         s3=_sandbox_client(state, "s3"),
@@ -263,11 +291,9 @@ def _failure_message(report: ExecutionReport) -> str:
 
 
 def _app_url(target: Target, environment: str, record: dict[str, Any]) -> str | None:
-    from lambdas.common.settings import SettingsError, load_settings
-
     try:
-        settings = load_settings(REPO_ROOT / "environments.yaml").environment(environment)
-    except SettingsError:
+        settings = environment_settings(environment)
+    except click.UsageError:
         # The deployment has ended; a settings file changed since then costs only the URL.
         return None
     found = target.elasticbeanstalk.describe_environments(
@@ -392,9 +418,7 @@ def _follow_execution(
     )
     environment = request["environment"]
     record = _ledger_record(target, environment, request["requestId"])
-    outcome = record.get("outcome") or (
-        report.error if report.status != "SUCCEEDED" else "Deployed"
-    )
+    outcome = record.get("outcome") or _unrecorded_outcome(report)
     url = _app_url(target, environment, record) if outcome == "Deployed" else None
     summary = {
         "environment": environment,
@@ -413,9 +437,27 @@ def _follow_execution(
         "executionArn": arn,
     }
     if report.status != "SUCCEEDED":
-        summary["error"] = report.error
-        summary["cause"] = _failure_message(report)
+        summary["error"] = report.error or outcome
+        summary["cause"] = _failure_message(report) or _UNRECORDED_CAUSES.get(report.status, "")
     return summary
+
+
+_UNRECORDED_CAUSES = {
+    "ABORTED": "the execution was stopped before it recorded an outcome; the next deployment "
+    "to this environment takes its lease over and records it",
+    "TIMED_OUT": "the execution ran past the state machine's timeout before it recorded an "
+    "outcome; the next deployment to this environment takes its lease over and records it",
+}
+
+
+def _unrecorded_outcome(report: ExecutionReport) -> str:
+    """Name the outcome of an execution that has no ledger record."""
+    if report.status == "SUCCEEDED":
+        return "Deployed"
+    if report.error:
+        return report.error
+    # ExecutionAborted or ExecutionTimedOut, the names the lease records for such a holder.
+    return f"Execution{report.status.title().replace('_', '')}"
 
 
 def _deployment_failure(target: Target, error: Exception) -> CliError:
@@ -462,6 +504,11 @@ def _report_interrupt(
     )
 
 
+def _text(value: Any) -> str:
+    """Show a missing value as a dash in text output."""
+    return "-" if value is None else str(value)
+
+
 def _print_summary(summary: dict[str, Any], output: str) -> None:
     if output == "json":
         click.echo(json.dumps(summary, indent=2))
@@ -469,9 +516,9 @@ def _print_summary(summary: dict[str, Any], output: str) -> None:
     click.echo("")
     click.echo(f"outcome      {summary['outcome']} ({summary['status']})")
     click.echo(f"environment  {summary['environment']}")
-    click.echo(f"version      {summary['version']} (serving: {summary['servingVersion']})")
-    click.echo(f"plan         {summary['plan']}")
-    click.echo(f"url          {summary['url']}")
+    click.echo(f"version      {summary['version']} (serving: {_text(summary['servingVersion'])})")
+    click.echo(f"plan         {_text(summary['plan'])}")
+    click.echo(f"url          {_text(summary['url'])}")
     click.echo(f"states       {summary['states']} passed, {summary['transitions']} transitions")
     if summary["virtualSeconds"] is not None:
         click.echo(f"virtual time {summary['virtualSeconds']:.0f} s")
@@ -481,27 +528,35 @@ def _print_summary(summary: dict[str, Any], output: str) -> None:
 
 
 class _CommandGroup(click.Group):
-    """Report an AWS error that a command does not handle as a message, not a traceback."""
+    """Report an AWS error that a command does not handle as a message, not a traceback.
+
+    Ctrl-C that a command does not handle ends it with status 130, as shells report it.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (BotoCoreError, ClientError) as error:
             raise CliError(f"AWS call failed: {error}") from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(INTERRUPTED_EXIT_CODE)
 
 
 @click.group(cls=_CommandGroup)
+@click.option(
+    "--environments-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=ENVIRONMENTS_FILE_VARIABLE,
+    default=None,
+    is_eager=True,
+    expose_value=False,
+    callback=lambda context, parameter, value: remember_environments_file(context, value),
+    help=f"Environments file (default: ${ENVIRONMENTS_FILE_VARIABLE}, else environments.yaml "
+    "of this repository).",
+)
 def main() -> None:
     """Deploy Elastic Beanstalk apps through the control plane's state machine."""
-
-
-def _validate_environment(context: click.Context, parameter: click.Parameter, value: str) -> str:
-    if not ENVIRONMENT_NAME_PATTERN.fullmatch(value):
-        raise click.BadParameter(
-            f"{value[:40]!r} is not an environment name: 1 to 31 lowercase letters, digits and "
-            "dashes, starting with a letter, as in environments.yaml"
-        )
-    return value
 
 
 def _validate_request_id(
@@ -516,13 +571,7 @@ def _validate_request_id(
 
 
 @main.command()
-@click.option(
-    "--environment",
-    "-e",
-    required=True,
-    callback=_validate_environment,
-    help="Environment name from environments.yaml.",
-)
+@environment_option("Environment name from the environments file.")
 @click.option("--version", "-v", "version", required=True, help="Application version label.")
 @click.option(
     "--bundle",
@@ -553,11 +602,6 @@ def deploy(
 
     Ctrl-C stops waiting but not the deployment, and the command then exits with status 130.
     """
-    try:
-        _environment_settings(environment)
-    except CliError as problem:
-        # Checked before anything is uploaded or started.
-        raise click.BadParameter(str(problem), param_hint="'--environment'") from None
     bundle_data = _build_local_bundle(bundle)
     target = _sandbox_target(start=True) if sandbox else _aws_target(region)
     request_id = request_id or f"cli-{uuid.uuid4().hex[:12]}"
@@ -665,13 +709,18 @@ def lock() -> None:
     """Inspect or release an environment's deployment lock."""
 
 
+def _now(target: Target) -> float:
+    """Return the time of the target: the sandbox's virtual clock, or the wall clock on AWS."""
+    seconds = target.virtual_seconds() if target.sandbox_endpoint else None
+    return DEFAULT_START + seconds if seconds is not None else time.time()
+
+
 def _lock_view(target: Target, item: dict[str, Any] | None) -> dict[str, Any] | None:
-    now = DEFAULT_START + (target.virtual_seconds() or 0) if target.sandbox_endpoint else None
-    return lease_view(item, now if now is not None else time.time())
+    return lease_view(item, _now(target))
 
 
 @lock.command("show")
-@click.option("--environment", "-e", required=True, callback=_validate_environment)
+@environment_option("Environment name from the environments file.")
 @_target_options
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def lock_show(environment: str, sandbox: bool, region: str | None, output: str) -> None:
@@ -694,7 +743,7 @@ def lock_show(environment: str, sandbox: bool, region: str | None, output: str) 
 
 
 @lock.command("release")
-@click.option("--environment", "-e", required=True, callback=_validate_environment)
+@environment_option("Environment name from the environments file.")
 @_target_options
 def lock_release(environment: str, sandbox: bool, region: str | None) -> None:
     """Release ENVIRONMENT's lock after its holder's execution has ended.
@@ -702,27 +751,39 @@ def lock_release(environment: str, sandbox: bool, region: str | None) -> None:
     Refuses while the holding execution still runs, because releasing then would let two
     deployments act on the environment at once.
     """
-    from lambdas.common.lease import force_release_lock, read_lock
+    from lambdas.common.lease import force_release_lock, read_lock, record_abandoned_request
 
     target = _target(sandbox, region)
-    view = _lock_view(target, read_lock(environment, target.table_name, target.dynamodb))
-    if view is None:
+    item = read_lock(environment, target.table_name, target.dynamodb)
+    view = _lock_view(target, item)
+    if item is None or view is None:
         click.echo(f"{environment}: not locked, nothing to release")
         return
     if view["executionArn"]:
         status = target.sfn.describe_execution(executionArn=view["executionArn"])["status"]
-        if status == "RUNNING":
+        if status in ("RUNNING", "PENDING_REDRIVE"):
             raise CliError(
                 f"{environment} is locked by execution {view['executionArn']}, which is still "
                 "running; wait for it or stop it with `aws stepfunctions stop-execution`"
             )
+        # Recorded before the release: the execution has ended whether or not the release
+        # wins, and its request must not stay without a ledger record.
+        record_abandoned_request(
+            environment,
+            item,
+            status,
+            _now(target),
+            f"released by `control-plane lock release` ({getpass.getuser()})",
+            target.table_name,
+            target.dynamodb,
+        )
     if not force_release_lock(environment, view["holder"], target.table_name, target.dynamodb):
         raise CliError(f"{environment}: the lock changed hands meanwhile; run `lock show` again")
     click.echo(f"{environment}: released the lock held by request {view['holder']}")
 
 
 @main.command()
-@click.option("--environment", "-e", required=True, callback=_validate_environment)
+@environment_option("Environment name from the environments file.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @_target_options
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -745,8 +806,9 @@ def history(environment: str, limit: int, sandbox: bool, region: str | None, out
         duration = record.get("durationSeconds")
         took = f"  took={duration:.0f}s" if isinstance(duration, int | float) else ""
         click.echo(
-            f"{finished}  {record.get('requestId')}  {record.get('version')}  "
-            f"{record.get('outcome')}  plan={record.get('plan')}  trigger={record.get('trigger')}"
+            f"{finished}  {record.get('requestId')}  {_text(record.get('version'))}  "
+            f"{record.get('outcome')}  plan={_text(record.get('plan'))}  "
+            f"trigger={_text(record.get('trigger'))}"
             f"{took}"
         )
         phases = record.get("phases") or {}
@@ -804,10 +866,7 @@ def sandbox_status(output: str) -> None:
         status = daemon.live_status(state)
         environments = _sandbox_environments(state)
     except (OSError, ValueError, BotoCoreError, ClientError) as error:
-        raise SandboxNotAnswering(
-            f"sandbox (pid {state['pid']}) is not responding on {state['endpoint']} ({error}); "
-            "stop it with `control-plane sandbox stop`"
-        ) from None
+        raise _not_answering(state, error) from None
     if output == "json":
         click.echo(json.dumps({**status, "environments": environments}, indent=2))
         return
@@ -891,16 +950,7 @@ def sandbox_run(files: tuple[Path, ...]) -> None:
 add_recovery_commands(main, _target, _target_options, CliError)
 
 
-def _environment_settings(environment: str) -> Any:
-    from lambdas.common.settings import SettingsError, load_settings
-
-    try:
-        return load_settings(REPO_ROOT / "environments.yaml").environment(environment)
-    except SettingsError as problem:
-        raise CliError(str(problem)) from None
-
-
-add_inspect_commands(main, _target, _target_options, CliError, _environment_settings)
+add_inspect_commands(main, _target, _target_options, CliError)
 
 
 if __name__ == "__main__":

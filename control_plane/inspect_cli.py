@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from .cli_options import environment_option, environment_settings
 from .executions import ExecutionReport, build_report, execution_arn
 from .graph import GRAPH_SUFFIXES, load_definition, render_graph, states_missing_from
 from .sandbox.clock import DEFAULT_START
@@ -243,19 +244,18 @@ def add_inspect_commands(
     target_for: Callable[[bool, str | None], Any],
     target_options: Callable[[Any], Any],
     error: type[click.ClickException],
-    settings_for: Callable[[str], Any],
 ) -> None:
     """Add `status` and `show` to the CLI group."""
 
     @main.command()
-    @click.option("--environment", "-e", required=True, help="Environment to describe.")
+    @environment_option("Environment to describe.")
     @target_options
     @click.option(
         "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
     )
     def status(environment: str, sandbox: bool, region: str | None, output: str) -> None:
         """Show ENVIRONMENT's lease, EB status, last deployment and running executions."""
-        settings = settings_for(environment)
+        settings = environment_settings(environment)
         view = environment_status(target_for(sandbox, region), environment, settings)
         if output == "json":
             click.echo(json.dumps(view, indent=2, default=str))

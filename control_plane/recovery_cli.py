@@ -17,12 +17,14 @@ import click
 
 from lambdas.common.recovery import (
     close_breaker,
+    destroy_intent_in_force,
+    last_deployed_record,
     maintenance_parameter,
     read_breaker,
-    read_destroy_intent,
     record_destroy_intent,
 )
 
+from .cli_options import environment_option, environment_settings
 from .sandbox.clock import DEFAULT_START
 
 
@@ -30,17 +32,6 @@ def _when(epoch_seconds: float | None) -> str:
     if epoch_seconds is None:
         return "-"
     return datetime.fromtimestamp(float(epoch_seconds), tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _environment_settings(environment: str, error: type[click.ClickException]) -> Any:
-    from lambdas.common.settings import SettingsError, load_settings
-
-    from .sandbox.template import REPO_ROOT
-
-    try:
-        return load_settings(REPO_ROOT / "environments.yaml").environment(environment)
-    except SettingsError as problem:
-        raise error(str(problem)) from None
 
 
 def add_recovery_commands(
@@ -52,7 +43,7 @@ def add_recovery_commands(
     """Add the commands to the CLI group; the CLI passes how it reaches AWS or the sandbox."""
 
     @main.command()
-    @click.option("--environment", "-e", required=True, help="Environment to destroy.")
+    @environment_option("Environment to destroy.")
     @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
     @target_options
     def destroy(environment: str, yes: bool, sandbox: bool, region: str | None) -> None:
@@ -64,7 +55,7 @@ def add_recovery_commands(
         """
         from lambdas.common.lease import read_lock
 
-        settings = _environment_settings(environment, error)
+        settings = environment_settings(environment)
         target = target_for(sandbox, region)
         lock = read_lock(environment, target.table_name, target.dynamodb)
         if lock:
@@ -117,14 +108,19 @@ def add_recovery_commands(
         """Automatic recovery of terminated environments: circuit breaker and status."""
 
     @recovery.command("status")
-    @click.option("--environment", "-e", required=True)
+    @environment_option("Environment name from the environments file.")
     @target_options
     def recovery_status(environment: str, sandbox: bool, region: str | None) -> None:
         """Show ENVIRONMENT's circuit breaker and whether it was destroyed on purpose."""
-        _environment_settings(environment, error)
         target = target_for(sandbox, region)
         breaker = read_breaker(environment, target.table_name, target.dynamodb)
-        destroyed = read_destroy_intent(environment, target.table_name, target.dynamodb)
+        # A deployment that succeeded after the destroy ended the intent.
+        destroyed = destroy_intent_in_force(
+            environment,
+            last_deployed_record(environment, target.table_name, target.dynamodb),
+            target.table_name,
+            target.dynamodb,
+        )
         if breaker:
             click.echo(f"{environment}: circuit breaker OPEN since {_when(breaker['openedAt'])}")
             click.echo(f"  {breaker.get('reason')}")
@@ -139,7 +135,7 @@ def add_recovery_commands(
         click.echo(f"maintenance switch: SSM parameter {maintenance_parameter(environment)}")
 
     @recovery.command("reset")
-    @click.option("--environment", "-e", required=True)
+    @environment_option("Environment name from the environments file.")
     @target_options
     def recovery_reset(environment: str, sandbox: bool, region: str | None) -> None:
         """Close ENVIRONMENT's circuit breaker, so automatic recovery resumes.
@@ -147,7 +143,6 @@ def add_recovery_commands(
         The counted recoveries are forgotten too. The next termination event or sweep (every
         15 minutes) recovers an environment that is still terminated.
         """
-        _environment_settings(environment, error)
         target = target_for(sandbox, region)
         if close_breaker(environment, target.table_name, target.dynamodb):
             click.echo(f"{environment}: circuit breaker closed; automatic recovery resumes")

@@ -215,27 +215,14 @@ class Lease:
 
     def _record_abandoned(self, item: dict[str, Any], status: str, now: int) -> None:
         """Give the dead holder's request its ledger record, unless it wrote one itself."""
-        holder = _string(item, "holder") or "unknown"
-        cause = (
-            f"execution {_string(item, 'executionArn')} ended {status} while it held the lease, "
-            f"without recording an outcome; request {self.request_id} took the lease over"
-        )
-        written = put_ledger_record_if_absent(
+        record_abandoned_request(
             self.environment,
-            holder,
-            {
-                "environment": self.environment,
-                "requestId": holder,
-                "outcome": UNEXPECTED_FAILURE,
-                "errorName": f"Execution{status.title().replace('_', '')}",
-                "cause": cause,
-                "executionArn": _string(item, "executionArn"),
-                "finishedAt": now,
-            },
-        )
-        logger.warning(
-            "lease taken over from an ended execution",
-            extra={"dead_holder": holder, "status": status, "ledger_record_written": written},
+            item,
+            status,
+            now,
+            f"request {self.request_id} took the lease over",
+            self._table,
+            self._dynamodb,
         )
 
     def _queue(self) -> None:
@@ -315,6 +302,54 @@ def read_lock(
     )
     item = response.get("Item")
     return item if item and "holder" in item else None
+
+
+def record_abandoned_request(
+    environment: str,
+    item: dict[str, Any],
+    status: str,
+    now: float,
+    taken_by: str,
+    table: str,
+    dynamodb: Any,
+) -> bool:
+    """Record the outcome of a holder whose execution ended without recording one.
+
+    `item` is the lease item it held, `status` its execution's final status and `taken_by`
+    who freed the lease. Writes nothing when the request has a ledger record already; returns
+    whether it wrote.
+    """
+    holder = _string(item, "holder") or "unknown"
+    arn = _string(item, "executionArn")
+    written = put_ledger_record_if_absent(
+        environment,
+        holder,
+        {
+            "environment": environment,
+            "requestId": holder,
+            "outcome": UNEXPECTED_FAILURE,
+            "errorName": f"Execution{status.title().replace('_', '')}",
+            "cause": (
+                f"execution {arn} ended {status} while it held the lease, without recording "
+                f"an outcome; {taken_by}"
+            ),
+            "executionArn": arn,
+            "finishedAt": int(now),
+        },
+        table,
+        dynamodb,
+    )
+    logger.warning(
+        "lease freed from a holder whose execution ended",
+        extra={
+            "environment": environment,
+            "dead_holder": holder,
+            "status": status,
+            "taken_by": taken_by,
+            "ledger_record_written": written,
+        },
+    )
+    return written
 
 
 def force_release_lock(environment: str, holder: str, table: str, dynamodb: Any) -> bool:

@@ -153,11 +153,13 @@ def maintenance_on(environment: str) -> bool:
     return parameter["Parameter"]["Value"].strip().lower() not in MAINTENANCE_OFF_VALUES
 
 
-def last_deployed_record(environment: str) -> dict[str, Any] | None:
+def last_deployed_record(
+    environment: str, table: str | None = None, dynamodb: Any = None
+) -> dict[str, Any] | None:
     """Return the newest ledger record with outcome Deployed and a bundle, if any."""
     deployed = [
         record
-        for record in ledger_records(environment)
+        for record in ledger_records(environment, table, dynamodb)
         if record.get("outcome") == "Deployed" and record.get("bundle") and record.get("version")
     ]
     return deployed[-1] if deployed else None
@@ -215,17 +217,30 @@ def record_destroy_intent(
     )
 
 
-def destroyed_on_purpose(environment: str, last_deployed: dict[str, Any] | None) -> str | None:
-    """Return why recovery must skip a destroyed environment, or None.
+def destroy_intent_in_force(
+    environment: str,
+    last_deployed: dict[str, Any] | None,
+    table: str | None = None,
+    dynamodb: Any = None,
+) -> dict[str, Any] | None:
+    """Return the environment's destroy intent while it counts, else None.
 
     The intent counts until a deployment succeeds after it: deploying again brings the
     environment back under automatic recovery.
     """
-    intent = read_destroy_intent(environment)
+    intent = read_destroy_intent(environment, table, dynamodb)
     if not intent:
         return None
     destroyed_at = float(intent.get("destroyedAt", 0))
     if last_deployed and float(last_deployed.get("finishedAt", 0)) > destroyed_at:
+        return None
+    return intent
+
+
+def destroyed_on_purpose(environment: str, last_deployed: dict[str, Any] | None) -> str | None:
+    """Return why recovery must skip a destroyed environment, or None."""
+    intent = destroy_intent_in_force(environment, last_deployed)
+    if intent is None:
         return None
     return (
         f"environment {environment} was destroyed on purpose by {intent.get('destroyedBy')} "

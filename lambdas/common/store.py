@@ -57,14 +57,22 @@ def put_ledger_record(environment: str, request_id: str, record: dict[str, Any])
     client("dynamodb").put_item(TableName=table_name(), Item=item)
 
 
-def put_ledger_record_if_absent(environment: str, request_id: str, record: dict[str, Any]) -> bool:
+def put_ledger_record_if_absent(
+    environment: str,
+    request_id: str,
+    record: dict[str, Any],
+    table: str | None = None,
+    dynamodb: Any = None,
+) -> bool:
     """Write the record unless the request has one; return whether it wrote."""
     item = {key: _to_attribute(value) for key, value in record.items()}
     item["pk"] = {"S": f"ENV#{environment}"}
     item["sk"] = {"S": f"REQUEST#{request_id}"}
     try:
-        client("dynamodb").put_item(
-            TableName=table_name(), Item=item, ConditionExpression="attribute_not_exists(pk)"
+        (dynamodb or client("dynamodb")).put_item(
+            TableName=table or table_name(),
+            Item=item,
+            ConditionExpression="attribute_not_exists(pk)",
         )
     except Exception as error:
         if error_code(error) == "ConditionalCheckFailedException":

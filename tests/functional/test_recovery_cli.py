@@ -114,8 +114,40 @@ def test_destroy_of_unknown_environment_names_the_known_ones(dynamodb: Any) -> N
         cli_for(dynamodb, FakeBeanstalk({})), ["destroy", "-e", "qa", "--yes"]
     )
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "environment 'qa' is not defined (known: dev, prod, staging)" in result.output
+    assert "Invalid value for '--environment'" in result.output
+
+
+def put_ledger(dynamodb: Any, request_id: str, outcome: str, finished_at: int) -> None:
+    dynamodb.put_item(
+        TableName=TABLE,
+        Item={
+            "pk": {"S": "ENV#dev"},
+            "sk": {"S": f"REQUEST#{request_id}"},
+            "outcome": {"S": outcome},
+            "bundle": {"S": "s3://bundles/dev/app.zip"},
+            "version": {"S": "v1"},
+            "finishedAt": {"N": str(finished_at)},
+        },
+    )
+
+
+def test_recovery_status_drops_destroy_intent_after_later_deployment(dynamodb: Any) -> None:
+    recovery.record_destroy_intent("dev", "alice", 1_000, TABLE, dynamodb)
+    cli = cli_for(dynamodb, FakeBeanstalk({}))
+    put_ledger(dynamodb, "before", "Deployed", 900)
+
+    while_destroyed = CliRunner().invoke(cli, ["recovery", "status", "-e", "dev"])
+    put_ledger(dynamodb, "failed-after", "DeploymentFailed", 1_100)
+    after_failure = CliRunner().invoke(cli, ["recovery", "status", "-e", "dev"])
+    put_ledger(dynamodb, "after", "Deployed", 1_200)
+    after_deployment = CliRunner().invoke(cli, ["recovery", "status", "-e", "dev"])
+
+    assert "destroyed on purpose by alice" in while_destroyed.output
+    assert "destroyed on purpose by alice" in after_failure.output
+    assert after_deployment.exit_code == 0
+    assert "destroyed on purpose" not in after_deployment.output
 
 
 def test_recovery_reset_closes_an_open_breaker(dynamodb: Any) -> None:

@@ -512,3 +512,12 @@ def test_vendor_path_taken_by_app_file_is_rejected(tmp_path: Path) -> None:
 
     with pytest.raises(BundleError, match="already contains"):
         build_bundle(app)
+
+
+@pytest.mark.parametrize("patterns", ["*\n", "application.py\nProcfile\n", "/*\n"])
+def test_ebignore_of_the_entry_point_is_rejected(tmp_path: Path, patterns: str) -> None:
+    app = make_app(tmp_path)
+    (app / ".ebignore").write_text(patterns)
+
+    with pytest.raises(BundleError, match=r"\.ebignore in .* leaves out the app's entry point"):
+        build_bundle(app)

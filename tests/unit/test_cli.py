@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
+import yaml
 from botocore.exceptions import EndpointConnectionError
 from click.testing import CliRunner
 from moto import mock_aws
@@ -23,6 +24,8 @@ from control_plane.executions import execution_arn, start_deployment
 from control_plane.sandbox import daemon
 from control_plane.sandbox.eb.app_host import process_start_time
 from lambdas.common.models import REQUEST_ID_PATTERN
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -337,7 +340,8 @@ def test_rerun_request_reports_recorded_outcome(runner: CliRunner, moto_target: 
     assert result.exit_code == 20
     assert f"request r-1 already started execution {arn}" in result.output
     assert "outcome      VersionConflict" in result.output
-    assert "plan         None" in result.output
+    assert "plan         -" in result.output
+    assert "None" not in result.output
 
 
 def test_rerun_request_for_other_version_exits_2(runner: CliRunner, moto_target: Target) -> None:
@@ -462,8 +466,178 @@ def test_status_reports_lease_queue_and_last_deployment(
     assert view["ebEnvironments"] == []
 
 
-def test_status_of_unknown_environment_lists_the_known_ones(runner: CliRunner) -> None:
-    result = runner.invoke(main, ["status", "-e", "qa", "--sandbox"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["history"],
+        ["lock", "show"],
+        ["lock", "release"],
+        ["recovery", "status"],
+        ["recovery", "reset"],
+        ["destroy", "--yes"],
+        ["deploy", "-v", "v1"],
+    ],
+)
+def test_unknown_environment_lists_the_known_ones_before_any_call(
+    runner: CliRunner, command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_target(*args: object) -> None:
+        raise AssertionError("the command reached for a target")
+
+    monkeypatch.setattr(cli, "_sandbox_target", no_target)
+
+    result = runner.invoke(main, [*command, "-e", "qa", "--sandbox"])
+
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--environment'" in result.output
+    assert "environment 'qa' is not defined (known: dev, prod, staging)" in result.output
+
+
+def environments_file_with_qa(tmp_path: Path) -> Path:
+    """Copy the repository's environments file with dev renamed to qa."""
+    document = yaml.safe_load((REPO_ROOT / "environments.yaml").read_text())
+    document["environments"]["qa"] = document["environments"].pop("dev")
+    path = tmp_path / "other-environments.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+@pytest.mark.parametrize("how", ["variable", "option"])
+def test_environments_file_from_variable_or_option_is_read(
+    runner: CliRunner, moto_target: Target, tmp_path: Path, how: str
+) -> None:
+    path = environments_file_with_qa(tmp_path)
+    arguments = ["history", "-e", "qa", "--sandbox"]
+    if how == "option":
+        result = runner.invoke(main, ["--environments-file", str(path), *arguments])
+    else:
+        result = runner.invoke(main, arguments, env={"ENVIRONMENTS_FILE": str(path)})
+    dev = runner.invoke(main, ["--environments-file", str(path), "history", "-e", "dev"])
+
+    assert result.exit_code == 0, result.output
+    assert "qa: no deployments recorded" in result.output
+    assert dev.exit_code == 2
+    assert "(known: prod, qa, staging)" in dev.output
+
+
+def test_missing_environments_file_is_named(runner: CliRunner, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.yaml"
+
+    result = runner.invoke(main, ["--environments-file", str(missing), "history", "-e", "dev"])
+
+    assert result.exit_code == 2
+    assert f"environments file {missing} not found" in result.output
+    assert "--environments-file" in result.output
+
+
+def test_stopped_execution_without_record_exits_31(runner: CliRunner, moto_target: Target) -> None:
+    request = {
+        "environment": "dev",
+        "version": "v1",
+        "bundle": BUNDLE_URI,
+        "requestId": "r-5",
+        "trigger": "manual",
+        "startedBy": "cli",
+    }
+    arn = start_deployment(moto_target.sfn, moto_target.state_machine_arn, request)
+    moto_target.sfn.stop_execution(executionArn=arn)
+
+    text = runner.invoke(main, deploy_arguments("v1", "r-5"))
+    as_json = runner.invoke(main, [*deploy_arguments("v1", "r-5"), "--output", "json"])
+
+    assert text.exit_code == 31, text.output
+    assert "outcome      ExecutionAborted (ABORTED)" in text.output
+    assert "error        ExecutionAborted: the execution was stopped" in text.output
+    assert "None" not in text.output
+    summary = json.loads(as_json.output[as_json.output.index("{") :])
+    assert summary["outcome"] == "ExecutionAborted"
+    assert as_json.exit_code == 31
+
+
+def lock_item(holder: str, arn: str) -> dict[str, object]:
+    return {
+        "pk": {"S": "ENV#dev"},
+        "sk": {"S": "LOCK"},
+        "holder": {"S": holder},
+        "executionArn": {"S": arn},
+        "fencingToken": {"N": "3"},
+        "acquiredAt": {"N": "0"},
+    }
+
+
+def test_lock_release_records_the_dead_holder(runner: CliRunner, moto_target: Target) -> None:
+    arn = start_deployment(
+        moto_target.sfn,
+        moto_target.state_machine_arn,
+        {"environment": "dev", "version": "v1", "bundle": BUNDLE_URI, "requestId": "r-6"},
+    )
+    moto_target.sfn.stop_execution(executionArn=arn)
+    moto_target.dynamodb.put_item(TableName="ledger", Item=lock_item("r-6", arn))
+
+    result = runner.invoke(main, ["lock", "release", "-e", "dev", "--sandbox"])
+
+    assert result.exit_code == 0, result.output
+    assert "released the lock held by request r-6" in result.output
+    record = _ledger_record(moto_target, "dev", "r-6")
+    assert record["outcome"] == "UnexpectedError"
+    assert record["errorName"] == "ExecutionAborted"
+    assert "control-plane lock release" in record["cause"]
+    assert record["executionArn"] == arn
+    lock = moto_target.dynamodb.get_item(
+        TableName="ledger", Key={"pk": {"S": "ENV#dev"}, "sk": {"S": "LOCK"}}
+    )["Item"]
+    assert "holder" not in lock
+    assert lock["fencingToken"] == {"N": "3"}
+
+
+def test_lock_release_keeps_a_recorded_outcome(runner: CliRunner, moto_target: Target) -> None:
+    arn = finished_request(moto_target, "r-7", "Deployed")
+    moto_target.dynamodb.put_item(TableName="ledger", Item=lock_item("r-7", arn))
+
+    result = runner.invoke(main, ["lock", "release", "-e", "dev", "--sandbox"])
+
+    assert result.exit_code == 0, result.output
+    assert _ledger_record(moto_target, "dev", "r-7")["outcome"] == "Deployed"
+
+
+def test_lock_release_refuses_a_running_holder(runner: CliRunner, moto_target: Target) -> None:
+    arn = start_deployment(
+        moto_target.sfn,
+        moto_target.state_machine_arn,
+        {"environment": "dev", "version": "v1", "bundle": BUNDLE_URI, "requestId": "r-8"},
+    )
+    moto_target.dynamodb.put_item(TableName="ledger", Item=lock_item("r-8", arn))
+
+    result = runner.invoke(main, ["lock", "release", "-e", "dev", "--sandbox"])
 
     assert result.exit_code == 1
-    assert "environment 'qa' is not defined (known: dev, prod, staging)" in result.output
+    assert "which is still running" in result.output
+    assert _ledger_record(moto_target, "dev", "r-8") == {}
+
+
+@pytest.mark.parametrize("command", [["deploy", "-e", "dev", "-v", "v1"], ["bundle", "."]])
+def test_ctrl_c_while_bundling_exits_130(
+    runner: CliRunner, command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupt(*args: object) -> bytes:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_bundle", interrupt)
+
+    result = runner.invoke(main, command)
+
+    assert result.exit_code == 130
+    assert "Interrupted." in result.output
+    assert "Aborted!" not in result.output
+
+
+@pytest.mark.parametrize("command", [["lock", "show"], ["history"], ["status"]])
+def test_silent_sandbox_fails_fast_with_exit_3(
+    runner: CliRunner, silent_sandbox: dict[str, object], command: list[str]
+) -> None:
+    result = runner.invoke(main, [*command, "-e", "dev", "--sandbox"])
+
+    assert result.exit_code == 3, result.output
+    assert f"sandbox (pid {silent_sandbox['pid']}) is not responding" in result.output
+    assert "Traceback" not in result.output
