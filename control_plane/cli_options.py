@@ -57,7 +57,7 @@ def load_cli_settings() -> Settings:
 
 
 def environment_settings(name: str) -> EnvironmentSettings:
-    """Return the settings of environment `name`; raise click.UsageError when it is unknown."""
+    """Return the settings of environment `name`; raise click.BadParameter when it is undefined."""
     settings = load_cli_settings()
     try:
         return settings.environment(name)

@@ -739,7 +739,8 @@ def test_check_subject_without_github_section() -> None:
 
 @pytest.fixture
 def state_machine() -> Iterator[tuple[Any, str]]:
-    with mock_aws():
+    # Executions stay RUNNING even when a sandbox in this worker turned execution on.
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": False}}):
         sfn = boto3.client("stepfunctions", region_name=REGION)
         arn = sfn.create_state_machine(
             name="EbControlPlane-deployments",
