@@ -119,6 +119,9 @@ class ScenarioRun:
         self._pending: list[StepResult] = []
         self._events_published = 0
         self._bundles: dict[str, str] = {}
+        # The trigger of every execution seen so far (None when not one of EventBridge's), so
+        # each execution is described once per scenario.
+        self._triggers: dict[str, str | None] = {}
 
     def run(self) -> ScenarioResult:
         self.sandbox.eb.configure(**self.scenario.clock.model_dump())
@@ -451,10 +454,16 @@ class ScenarioRun:
         found = {}
         for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
             for execution in page["executions"]:
-                described = sfn.describe_execution(executionArn=execution["executionArn"])
-                trigger = json.loads(described.get("input") or "{}").get("trigger")
-                if trigger in ("recovery", "schedule"):
-                    found[execution["executionArn"]] = trigger
+                execution_arn = execution["executionArn"]
+                if execution_arn not in self._triggers:
+                    described = sfn.describe_execution(executionArn=execution_arn)
+                    trigger = json.loads(described.get("input") or "{}").get("trigger")
+                    self._triggers[execution_arn] = (
+                        trigger if trigger in ("recovery", "schedule") else None
+                    )
+                trigger = self._triggers[execution_arn]
+                if trigger is not None:
+                    found[execution_arn] = trigger
         return found
 
     def _ledger_record(
