@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from .clock import VirtualClock
+from .pulumi_engine.forkserver import SOCKET_VARIABLE, engine_socket
 
 ENGINE_BIN = Path(__file__).resolve().parent / "pulumi_engine" / "bin"
 # Virtual duration of one build: provisioning, source download and the Pulumi run.
@@ -199,6 +200,7 @@ class CodeBuildSimulator:
             **build.variables,
             "CODEBUILD_BUILD_ID": build.id,
             "CODEBUILD_SRC_DIR": str(source_dir),
+            SOCKET_VARIABLE: engine_socket(self._base_environment),
             "PATH": f"{ENGINE_BIN}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}"
             + self._base_environment.get("PATH", os.environ.get("PATH", "")),
         }
