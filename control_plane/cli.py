@@ -36,6 +36,7 @@ from .cli_options import (
     environment_settings,
     remember_environments_file,
 )
+from .dashboard import add_dashboard_command
 from .executions import (
     ExecutionReport,
     RequestConflict,
@@ -951,6 +952,7 @@ add_recovery_commands(main, _target, _target_options, CliError)
 
 
 add_inspect_commands(main, _target, _target_options, CliError)
+add_dashboard_command(main, _target, _target_options, CliError)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from constructs import Construct
 
 from lambdas.common.github_settings import GITHUB_OIDC_HOST, STS_AUDIENCE, GitHubSettings
 
+from .nag import acknowledge, finding
+
 # control_plane/executions.py:upload_bundle writes every bundle under this prefix.
 BUNDLE_KEY_PREFIX = "bundles/"
 # The maximum lifetime of a job's AWS credentials, which action.yml requests. `control-plane
@@ -28,7 +30,8 @@ class GitHubDeployRole(Construct):
     The trust policy accepts only tokens whose `aud` is sts.amazonaws.com and whose `sub` is one
     of `github.subjects()`, compared with StringEquals, so no other repository, branch,
     environment or pull request event matches. The role may do what `control-plane deploy`
-    does against AWS and nothing else.
+    does against AWS, and draw the graph of an execution with `control-plane show --graph`,
+    and nothing else.
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class GitHubDeployRole(Construct):
         state_machine: sfn.IStateMachine,
         state_machine_name: str,
         table: dynamodb.ITableV2,
+        eb_environment_arns: Sequence[str],
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -74,9 +78,30 @@ class GitHubDeployRole(Construct):
             max_session_duration=Duration.seconds(MAX_SESSION_SECONDS),
         )
         for statement in self._statements(
-            stack, environment_names, bundle_bucket, state_machine, state_machine_name, table
+            stack,
+            environment_names,
+            bundle_bucket,
+            state_machine,
+            state_machine_name,
+            table,
+            eb_environment_arns,
         ):
             self.role.add_to_policy(statement)
+        acknowledge(
+            self.role,
+            "IAM5",
+            "Execution ARNs end in the execution name, which each request chooses, bundle "
+            "keys end in a generated name under bundles/, and the stack's ARN ends in the id "
+            "CloudFormation gave it.",
+            applies_to=[
+                finding(r"Resource::arn:<AWS::Partition>:states:.*:execution:.*-deployments:\*"),
+                finding(
+                    rf"Resource::arn:<AWS::Partition>:cloudformation:.*:stack/{stack.stack_name}/\*"
+                ),
+                finding(rf"Resource::<BundleBucket[0-9A-F]{{8}}\.Arn>/{BUNDLE_KEY_PREFIX}\*"),
+            ],
+            children=True,
+        )
 
         output = CfnOutput(
             self,
@@ -94,6 +119,7 @@ class GitHubDeployRole(Construct):
         state_machine: sfn.IStateMachine,
         state_machine_name: str,
         table: dynamodb.ITableV2,
+        eb_environment_arns: Sequence[str],
     ) -> list[iam.PolicyStatement]:
         """Build what `control-plane deploy` calls on AWS (control_plane/cli.py)."""
         executions = stack.format_arn(
@@ -117,10 +143,15 @@ class GitHubDeployRole(Construct):
                 actions=["states:StartExecution"],
                 resources=[state_machine.state_machine_arn],
             ),
-            # Following an execution, and attaching to the one a request id already started.
+            # Following an execution, attaching to the one a request id already started, and
+            # reading the definition it ran for `control-plane show EXECUTION --graph`.
             iam.PolicyStatement(
                 sid="FollowDeployments",
-                actions=["states:DescribeExecution", "states:GetExecutionHistory"],
+                actions=[
+                    "states:DescribeExecution",
+                    "states:GetExecutionHistory",
+                    "states:DescribeStateMachineForExecution",
+                ],
                 resources=[executions],
             ),
             # The CLI finds the state machine, bucket and table in this stack's outputs.
@@ -143,10 +174,10 @@ class GitHubDeployRole(Construct):
                 },
             ),
             # After a Deployed outcome the CLI looks up the environment's URL to check the
-            # version it serves. A read-only call, granted on "*" as for the task Lambdas.
+            # version it serves. EB returns only the environments these ARNs name.
             iam.PolicyStatement(
                 sid="FindAppUrl",
                 actions=["elasticbeanstalk:DescribeEnvironments"],
-                resources=["*"],
+                resources=list(eb_environment_arns),
             ),
         ]

@@ -69,13 +69,20 @@ def lease_view(item: dict[str, Any] | None, now: float) -> dict[str, Any] | None
     }
 
 
-def environment_status(target: Any, environment: str, settings: Any) -> dict[str, Any]:
-    """Gather the environment's lease, last ledger records, EB state and running executions."""
+def environment_status(
+    target: Any, environment: str, settings: Any, records: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Gather the environment's lease, last ledger records, EB state and running executions.
+
+    `records` saves reading the ledger again when the caller already has the environment's
+    records, oldest first.
+    """
     from lambdas.common.lease import read_lock
     from lambdas.common.store import ledger_records
 
     now = _now(target)
-    records = ledger_records(environment, target.table_name, target.dynamodb)
+    if records is None:
+        records = ledger_records(environment, target.table_name, target.dynamodb)
     deployed = [record for record in records if record.get("outcome") == "Deployed"]
     eb = target.client_for("elasticbeanstalk", settings.region)
     live = [

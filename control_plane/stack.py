@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,10 @@ from lambdas.common.settings import (
     read_stack_config_keys,
 )
 
+from . import permissions
 from .github_oidc import GitHubDeployRole
+from .monitoring import DeploymentMonitoring
+from .nag import acknowledge, finding
 from .workflow import DeploymentWorkflow, TaskFunctions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +51,22 @@ READINESS_CHECK_ACTIONS = (
     "elasticbeanstalk:DescribeEvents",
     "elasticbeanstalk:DescribeEnvironmentHealth",
 )
+# DynamoDB actions the handlers call (lambdas/common: lease, store, recovery, readiness, and
+# Powertools idempotency): no scans, batches, transactions or streams.
+TABLE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
+TABLE_WRITE_ACTIONS = (
+    *TABLE_READ_ACTIONS,
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+)
+# Lambda, Step Functions and CodeBuild logs, and the S3 server access logs of the buckets.
+LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+ACCESS_LOG_EXPIRATION = Duration.days(365)
+# Lambda's runtime for the handlers. NOTE: cdk-nag's rule L1 requires the newest Python
+# runtime. It stays 3.11, the version of the Powertools layer build below and the only
+# interpreter the tests and the sandbox run the handlers on.
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_11
 # AWS's public Powertools layer, which also carries pydantic v2: the Python 3.11 x86_64 build.
 POWERTOOLS_LAYER = (
     "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:7"
@@ -111,7 +131,12 @@ class ControlPlaneStack(Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        # Server access logs are delivered under a bucket policy for the logging service, not
+        # the legacy log-delivery ACL. Context is set before the stack has any construct.
+        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
         self._settings = control_plane_settings
+        self._program_scopes = permissions.program_scopes(control_plane_settings)
+        self._arns = permissions.ArnBuilder(self)
 
         self.table = dynamodb.TableV2(
             self,
@@ -125,7 +150,10 @@ class ControlPlaneStack(Stack):
             removal_policy=RemovalPolicy.RETAIN,
             # Only items with this attribute expire: recovery's idempotency records and counters.
             time_to_live_attribute=recovery.TTL_ATTRIBUTE,
+            # The AWS managed key aws/dynamodb, so each use of the key shows in CloudTrail.
+            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
         )
+        self.access_logs_bucket = self._access_logs_bucket()
         self.bundle_bucket = self._private_bucket("BundleBucket")
         self.state_bucket = self._private_bucket("PulumiStateBucket")
         self.topic = sns.Topic(self, "DeploymentEvents", enforce_ssl=True)
@@ -150,17 +178,25 @@ class ControlPlaneStack(Stack):
             state_machine_type=sfn.StateMachineType.STANDARD,
             tracing_enabled=True,
             logs=sfn.LogOptions(
-                destination=logs.LogGroup(
-                    self, "StateMachineLogs", retention=logs.RetentionDays.THREE_MONTHS
-                ),
+                destination=logs.LogGroup(self, "StateMachineLogs", retention=LOG_RETENTION),
                 level=sfn.LogLevel.ERROR,
                 include_execution_data=False,
             ),
         )
+        self._acknowledge_state_machine_findings()
 
         self._recovery()
         self._drift_checks()
         self._readiness_events()
+        # The dashboard, the alarms on the topic and the check for overdue executions.
+        self.monitoring = DeploymentMonitoring(
+            self,
+            "Monitoring",
+            state_machine=self.state_machine,
+            topic=self.topic,
+            control_plane_settings=control_plane_settings,
+            python_function=self._python_function,
+        )
 
         # The CLI finds the control plane through these outputs.
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
@@ -178,6 +214,9 @@ class ControlPlaneStack(Stack):
                 state_machine=self.state_machine,
                 state_machine_name=self.state_machine_name,
                 table=self.table,
+                eb_environment_arns=permissions.eb_environment_arns(
+                    self._arns, self._program_scopes
+                ),
             )
 
     def _recovery(self) -> None:
@@ -201,14 +240,10 @@ class ControlPlaneStack(Stack):
                 retry_attempts=2,
                 max_event_age=Duration.hours(6),
             )
-            self.table.grant_read_write_data(created)
+            self._grant_table(created, write=True)
             self.topic.grant_publish(created)
             self.state_machine.grant_start_execution(created)
-            created.add_to_role_policy(
-                iam.PolicyStatement(
-                    actions=["elasticbeanstalk:DescribeEnvironments"], resources=["*"]
-                )
-            )
+            self._grant_beanstalk(created, ["elasticbeanstalk:DescribeEnvironments"])
             created.add_to_role_policy(self._maintenance_switch_read())
             return created
 
@@ -282,10 +317,8 @@ class ControlPlaneStack(Stack):
 
     def _grant_readiness_check(self, function: lambda_.IFunction) -> None:
         """Let `function` store waiters, run the readiness checks and complete task tokens."""
-        self.table.grant_read_write_data(function)
-        function.add_to_role_policy(
-            iam.PolicyStatement(actions=list(READINESS_CHECK_ACTIONS), resources=["*"])
-        )
+        self._grant_table(function, write=True)
+        self._grant_beanstalk(function, READINESS_CHECK_ACTIONS)
         # What StateMachine.grant_task_response grants. By the state machine's fixed name,
         # because the task functions exist before the state machine does.
         state_machine = self.format_arn(
@@ -324,7 +357,7 @@ class ControlPlaneStack(Stack):
             },
         )
         # The ledger (last Deployed version, destroy intent) and the lock are read, not written.
-        self.table.grant_read_data(self.start_drift_check_function)
+        self._grant_table(self.start_drift_check_function, write=False)
         self.state_machine.grant_start_execution(self.start_drift_check_function)
         self.start_drift_check_function.add_to_role_policy(self._maintenance_switch_read())
 
@@ -353,16 +386,84 @@ class ControlPlaneStack(Stack):
             )
 
     def _maintenance_switch_read(self) -> iam.PolicyStatement:
+        """Read each environment's maintenance switch, an SSM parameter in this region."""
         return iam.PolicyStatement(
             actions=["ssm:GetParameter"],
             resources=[
                 self.format_arn(
                     service="ssm",
                     resource="parameter",
-                    resource_name="control-plane/*/maintenance",
+                    resource_name=recovery.maintenance_parameter(name).lstrip("/"),
                 )
+                for name in sorted(self._settings.environments)
             ],
         )
+
+    def _grant_table(self, function: lambda_.IFunction, *, write: bool) -> None:
+        self.table.grant(function, *(TABLE_WRITE_ACTIONS if write else TABLE_READ_ACTIONS))
+
+    def _grant_object_read(self, function: lambda_.IFunction, bucket: s3.IBucket) -> None:
+        """Let `function` read the bucket's objects; ListBucket makes a missing key NoSuchKey."""
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects("*")])
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
+        )
+
+    def _grant_beanstalk(self, function: lambda_.IFunction, actions: Sequence[str]) -> None:
+        """Grant EB actions on the managed environments and their applications only.
+
+        EB filters what DescribeEnvironments and DescribeEvents return to the resources the
+        caller may describe, so these ARNs must name the applications and environments that
+        the Pulumi program creates (infra/__main__.py), or the environments look missing.
+        """
+        arns = self._arns
+        scopes = self._program_scopes
+        by_action = {
+            "elasticbeanstalk:DescribeEvents": [
+                *permissions.eb_application_arns(arns, scopes),
+                *permissions.eb_environment_arns(arns, scopes),
+            ],
+            "elasticbeanstalk:DescribeApplicationVersions": permissions.eb_version_arns(
+                arns, scopes
+            ),
+            "elasticbeanstalk:DeleteApplicationVersion": permissions.eb_version_arns(arns, scopes),
+            "elasticbeanstalk:CreateApplicationVersion": [
+                *permissions.eb_application_arns(arns, scopes),
+                *permissions.eb_version_arns(arns, scopes),
+            ],
+        }
+        environments = permissions.eb_environment_arns(arns, scopes)
+        grouped: dict[tuple[str, ...], list[str]] = {}
+        for action in actions:
+            resources = tuple(by_action.get(action, environments))
+            grouped.setdefault(resources, []).append(action)
+        for resources, grouped_actions in grouped.items():
+            function.add_to_role_policy(
+                iam.PolicyStatement(actions=grouped_actions, resources=list(resources))
+            )
+
+    def _access_logs_bucket(self) -> s3.Bucket:
+        """Create the bucket that receives the S3 server access logs of the other buckets."""
+        bucket = s3.Bucket(
+            self,
+            "AccessLogsBucket",
+            # Server access logging delivers only to SSE-S3 encrypted buckets.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            lifecycle_rules=[s3.LifecycleRule(expiration=ACCESS_LOG_EXPIRATION)],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            bucket,
+            "S1",
+            "This bucket receives the server access logs of the stack's other buckets; "
+            "logging its own accesses into itself would log every delivery again.",
+        )
+        return bucket
 
     def _private_bucket(self, construct_id: str) -> s3.Bucket:
         return s3.Bucket(
@@ -373,6 +474,8 @@ class ControlPlaneStack(Stack):
             enforce_ssl=True,
             versioned=True,
             removal_policy=RemovalPolicy.RETAIN,
+            server_access_logs_bucket=self.access_logs_bucket,
+            server_access_logs_prefix=f"{construct_id}/",
         )
 
     def _pulumi_project(self, staging_dir: Path) -> codebuild.Project:
@@ -396,65 +499,45 @@ class ControlPlaneStack(Stack):
             ),
             timeout=Duration.minutes(60),
         )
-        self.state_bucket.grant_read_write(project)
-        # What `pulumi up` needs to manage the program's resources. The services are the ones
-        # infra/ declares; EB itself drives CloudFormation, Auto Scaling and load balancers.
-        project.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "elasticbeanstalk:*",
-                    "cloudformation:*",
-                    "autoscaling:*",
-                    "elasticloadbalancing:*",
-                    "ec2:*",
-                    "rds:*",
-                    "s3:*",
-                    "acm:*",
-                    "cloudfront:*",
-                    "route53:*",
-                    "cloudwatch:*",
-                    "logs:*",
-                    "sns:*",
-                    "iam:GetRole",
-                    "iam:CreateRole",
-                    "iam:DeleteRole",
-                    "iam:TagRole",
-                    "iam:PassRole",
-                    "iam:AttachRolePolicy",
-                    "iam:DetachRolePolicy",
-                    "iam:ListAttachedRolePolicies",
-                    "iam:ListRolePolicies",
-                    "iam:ListInstanceProfilesForRole",
-                    "iam:GetInstanceProfile",
-                    "iam:CreateInstanceProfile",
-                    "iam:DeleteInstanceProfile",
-                    "iam:AddRoleToInstanceProfile",
-                    "iam:RemoveRoleFromInstanceProfile",
-                    "iam:TagInstanceProfile",
-                    "iam:CreateServiceLinkedRole",
-                ],
-                resources=["*"],
-            )
+        # What `pulumi up`, `preview`, `refresh` and `destroy` need for the resources the
+        # program creates, by their names (control_plane/permissions.py).
+        for statement in permissions.state_bucket_statements(self.state_bucket):
+            project.add_to_role_policy(statement)
+        domains = permissions.read_domain_settings(
+            REPO_ROOT / "infra",
+            (scope.pulumi_stack for scope in self._program_scopes),
         )
-        project.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["ssm:GetParameter"],
-                resources=[
-                    self.format_arn(
-                        service="ssm", resource="parameter", resource_name="control-plane/*"
-                    ),
-                    # Required secrets may live elsewhere and in the environments' own regions.
-                    *self._declared_secret_arns("ssm"),
-                ],
+        policies = permissions.pulumi_runner_policies(self, self._program_scopes, domains)
+        self.pulumi_runner_policies = {
+            name: iam.ManagedPolicy(
+                self,
+                f"PulumiRunner{name}Policy",
+                description=f"PulumiRunner: {name.lower()} resources of the program in infra/",
+                statements=statements,
+                roles=[project.role],
             )
-        )
+            for name, statements in policies.items()
+        }
+        # Required secrets may live in the environments' own regions.
+        declared_parameters = self._declared_secret_arns("ssm")
+        if declared_parameters:
+            project.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="ReadStackSecretParameters",
+                    actions=["ssm:GetParameter"],
+                    resources=declared_parameters,
+                )
+            )
         declared_secrets = self._declared_secret_arns("secretsmanager")
         if declared_secrets:
             project.add_to_role_policy(
                 iam.PolicyStatement(
-                    actions=["secretsmanager:GetSecretValue"], resources=declared_secrets
+                    sid="ReadStackSecrets",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=declared_secrets,
                 )
             )
+        self._acknowledge_runner_findings(project)
         return project
 
     def _declared_secret_arns(self, service: str) -> list[str]:
@@ -499,11 +582,29 @@ class ControlPlaneStack(Stack):
         environment: dict[str, str],
         **options: Any,
     ) -> lambda_.Function:
-        """Create a Lambda function running `lambdas.<module>.handler` from the staged code."""
-        return lambda_.Function(
+        """Create a Lambda function running `lambdas.<module>.handler` from the staged code.
+
+        Each function has its own role and log group. The role may write to that log group
+        and nothing else until the caller grants what the handler calls; AWS's managed policy
+        AWSLambdaBasicExecutionRole would allow writing to every log group of the account.
+        """
+        log_group = logs.LogGroup(self, f"{construct_id}Logs", retention=LOG_RETENTION)
+        role = iam.Role(
+            self,
+            f"{construct_id}ServiceRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        )
+        # The log group's ARN ends in `:*`, which covers its log streams.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            )
+        )
+        function = lambda_.Function(
             self,
             construct_id,
-            runtime=lambda_.Runtime.PYTHON_3_11,
+            runtime=LAMBDA_RUNTIME,
             handler=f"lambdas.{module}.handler",
             code=self._lambda_code,
             layers=[self._powertools_layer],
@@ -511,8 +612,26 @@ class ControlPlaneStack(Stack):
             memory_size=256,
             environment=environment,
             tracing=lambda_.Tracing.ACTIVE,
+            role=role,
+            log_group=log_group,
             **options,
         )
+        acknowledge(
+            function,
+            "L1",
+            f"The handlers run on {LAMBDA_RUNTIME.name}, the Python version of the pinned "
+            "Powertools layer build and of the tests and the sandbox; the runtime, the layer "
+            "and the test interpreter move to a newer Python together.",
+        )
+        acknowledge(
+            role,
+            "IAM5",
+            "X-Ray's PutTraceSegments and PutTelemetryRecords, which active tracing needs, "
+            "take no resource-level permissions.",
+            applies_to=["Resource::*"],
+            children=True,
+        )
+        return function
 
     def _task_functions(self, settings: Settings, staging_dir: Path) -> TaskFunctions:
         # Staged once and shared by every function of the stack.
@@ -555,11 +674,11 @@ class ControlPlaneStack(Stack):
             functions.deploy_version,
             functions.rollback,
         ):
-            self.table.grant_read_write_data(function)
+            self._grant_table(function, write=True)
         self.topic.grant_publish(functions.record)
         # ReadDriftResult writes or deletes the fast path's record of the last clean run.
-        self.table.grant_read_write_data(functions.read_drift_result)
-        self.table.grant_read_data(functions.prepare_recovery)
+        self._grant_table(functions.read_drift_result, write=True)
+        self._grant_table(functions.prepare_recovery, write=False)
         functions.prepare_recovery.add_to_role_policy(self._maintenance_switch_read())
         executions = self.format_arn(
             service="states",
@@ -575,13 +694,15 @@ class ControlPlaneStack(Stack):
         functions.record.add_to_role_policy(
             iam.PolicyStatement(actions=["states:GetExecutionHistory"], resources=[executions])
         )
+        for function in (functions.acquire_lock, functions.record):
+            self._acknowledge_executions(function)
         for function in (
             functions.inspect_infrastructure,
             functions.resolve_outputs,
             functions.classify_build_failure,
             functions.read_drift_result,
         ):
-            self.state_bucket.grant_read(function)
+            self._grant_object_read(function, self.state_bucket)
         token_secrets = sorted(
             {
                 environment.pulumi_token_secret
@@ -599,13 +720,13 @@ class ControlPlaneStack(Stack):
                             self.format_arn(
                                 service="secretsmanager",
                                 resource="secret",
-                                resource_name=f"{name}-*",
+                                resource_name=f"{name}-??????",
                                 arn_format=ArnFormat.COLON_RESOURCE_NAME,
                             )
                         ],
                     )
                 )
-        self.bundle_bucket.grant_read(functions.preflight)
+        self._grant_object_read(functions.preflight, self.bundle_bucket)
         # DescribeParameters takes no resource-level permissions; it returns no values.
         functions.preflight.add_to_role_policy(
             iam.PolicyStatement(actions=["ssm:DescribeParameters"], resources=["*"])
@@ -622,39 +743,135 @@ class ControlPlaneStack(Stack):
             functions.wait_for_transition,
             functions.fallback_outputs,
             functions.wait_for_environment,
-            functions.wait_for_deployment,
             functions.verify_health,
         )
         for function in eb_readers:
-            function.add_to_role_policy(
-                iam.PolicyStatement(
-                    actions=["elasticbeanstalk:DescribeEnvironments"], resources=["*"]
-                )
-            )
+            self._grant_beanstalk(function, ["elasticbeanstalk:DescribeEnvironments"])
         # WaitForDeployment also reads the update's events and the health causes.
-        functions.wait_for_deployment.add_to_role_policy(
-            iam.PolicyStatement(actions=list(READINESS_CHECK_ACTIONS[1:]), resources=["*"])
-        )
+        self._grant_beanstalk(functions.wait_for_deployment, READINESS_CHECK_ACTIONS)
         self._grant_readiness_check(functions.await_readiness)
-        functions.deploy_version.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "elasticbeanstalk:DescribeEnvironments",
-                    "elasticbeanstalk:DescribeApplicationVersions",
-                    "elasticbeanstalk:CreateApplicationVersion",
-                    "elasticbeanstalk:UpdateEnvironment",
-                ],
-                resources=["*"],
-            )
+        # DeployVersion deletes the oldest unused versions when EB's version quota is reached.
+        self._grant_beanstalk(
+            functions.deploy_version,
+            [
+                "elasticbeanstalk:DescribeEnvironments",
+                "elasticbeanstalk:DescribeApplicationVersions",
+                "elasticbeanstalk:CreateApplicationVersion",
+                "elasticbeanstalk:DeleteApplicationVersion",
+                "elasticbeanstalk:UpdateEnvironment",
+            ],
         )
-        self.bundle_bucket.grant_read(functions.deploy_version)
-        functions.rollback.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "elasticbeanstalk:DescribeEnvironments",
-                    "elasticbeanstalk:UpdateEnvironment",
-                    "elasticbeanstalk:AbortEnvironmentUpdate",
-                ],
-                resources=["*"],
-            )
+        acknowledge(
+            functions.deploy_version.role,
+            "IAM5",
+            "Version labels come with each deployment request, so the grant covers the "
+            "versions of the managed applications.",
+            applies_to=[
+                finding(
+                    r"Resource::arn:<AWS::Partition>:elasticbeanstalk:[\w-]+:"
+                    r"(\d{12}|<AWS::AccountId>):applicationversion/[\w.-]+/\*"
+                )
+            ],
+            children=True,
         )
+        # CreateApplicationVersion reads the bundle with the caller's credentials.
+        self._grant_object_read(functions.deploy_version, self.bundle_bucket)
+        self._grant_beanstalk(
+            functions.rollback,
+            [
+                "elasticbeanstalk:DescribeEnvironments",
+                "elasticbeanstalk:UpdateEnvironment",
+                "elasticbeanstalk:AbortEnvironmentUpdate",
+            ],
+        )
+        for function in (
+            functions.inspect_infrastructure,
+            functions.resolve_outputs,
+            functions.classify_build_failure,
+            functions.read_drift_result,
+            functions.preflight,
+            functions.deploy_version,
+        ):
+            self._acknowledge_bucket_objects(function)
+
+    # cdk-nag findings that remain by design, each acknowledged on its own construct.
+
+    def _acknowledge_bucket_objects(self, function: lambda_.Function) -> None:
+        acknowledge(
+            function.role,
+            "IAM5",
+            "Object keys name environments and requests, so reads cover the objects of the "
+            "stack's own bucket.",
+            applies_to=[
+                finding(r"Resource::<(PulumiStateBucket|BundleBucket)[0-9A-F]{8}\.Arn>/\*")
+            ],
+            children=True,
+        )
+
+    def _acknowledge_executions(self, function: lambda_.Function) -> None:
+        acknowledge(
+            function.role,
+            "IAM5",
+            "Execution ARNs end in the execution name, so the grant covers this state "
+            "machine's executions by its fixed name.",
+            applies_to=[
+                finding(r"Resource::arn:<AWS::Partition>:states:.*:execution:.*-deployments:\*")
+            ],
+            children=True,
+        )
+
+    def _acknowledge_state_machine_findings(self) -> None:
+        machine = self.state_machine
+        acknowledge(
+            machine,
+            "SF1",
+            "Errors only, without execution data, so no request input or task result reaches "
+            "the logs; the ledger, the execution history and X-Ray record each run.",
+        )
+        acknowledge(
+            machine.role,
+            "IAM5",
+            "The CDK's LambdaInvoke grants each task function with its versions and aliases "
+            "(`<arn>:*`); X-Ray tracing and log delivery to CloudWatch Logs take no "
+            "resource-level permissions.",
+            applies_to=[finding(r"Resource::<\w+Function[0-9A-F]{8}\.Arn>:\*"), "Resource::*"],
+            children=True,
+        )
+
+    def _acknowledge_runner_findings(self, project: codebuild.Project) -> None:
+        acknowledge(
+            project,
+            "CB4",
+            "The project has no build artifacts to encrypt: the runner writes its result "
+            "document to the state bucket itself, which SSE-S3 encrypts.",
+        )
+        acknowledge(
+            project.role,
+            "IAM5",
+            "CodeBuild writes each build's log stream and report under the project's name, "
+            "and Pulumi's checkpoints, locks and the runner's results are objects of the "
+            "stack's own state bucket. The CDK grants the read of the build's source, the "
+            "infra/ asset object, with the s3:GetObject*, GetBucket* and List* groups.",
+            applies_to=[
+                finding(r"Action::s3:(GetObject|GetBucket|List)\*"),
+                finding(
+                    r"Resource::arn:<AWS::Partition>:logs:.*:"
+                    r"log-group:/aws/codebuild/<PulumiRunner[0-9A-F]{8}>:\*"
+                ),
+                finding(
+                    r"Resource::arn:<AWS::Partition>:codebuild:.*:"
+                    r"report-group/<PulumiRunner[0-9A-F]{8}>-\*"
+                ),
+                finding(r"Resource::<PulumiStateBucket[0-9A-F]{8}\.Arn>/\*"),
+            ],
+            children=True,
+        )
+        for name, policy in self.pulumi_runner_policies.items():
+            for reason, patterns in permissions.RUNNER_POLICY_WILDCARDS[name]:
+                acknowledge(
+                    policy,
+                    "IAM5",
+                    reason,
+                    applies_to=[finding(pattern) for pattern in patterns],
+                    children=True,
+                )

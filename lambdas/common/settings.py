@@ -196,6 +196,16 @@ class RecoverySettings(BaseModel):
     window_seconds: int = Field(default=3600, ge=60)
 
 
+# The maximum run time that the workflow's own limits allow is an estimated 2 h 40 min: 30 min
+# queued for the lock, 10 min of WaitForTransition, a 60 min CodeBuild timeout, the 15 min
+# environment wait, 5 min of EnvironmentBusy retries, and the 20 min deployment and rollback
+# waits. An execution still running after this default is probably stuck where those limits do
+# not reach, such as a build left in CodeBuild's queue (8 hours by default).
+DEFAULT_EXPECTED_EXECUTION_SECONDS = 3 * 60 * 60
+# A shorter time would count ordinary deployments, whose tasks and waits take minutes.
+MIN_EXPECTED_EXECUTION_SECONDS = 60
+
+
 # A drift check holds the environment's lock for a CodeBuild run of a few minutes, during which
 # deployments queue, so checks may not run more often than this.
 MIN_DRIFT_CHECK_MINUTES = 15
@@ -287,6 +297,14 @@ class EnvironmentSettings(BaseModel):
         ),
     )
     drift_check_max_age_seconds: int = Field(default=6 * 60 * 60, ge=0)
+    expected_execution_seconds: int = Field(
+        default=DEFAULT_EXPECTED_EXECUTION_SECONDS,
+        ge=MIN_EXPECTED_EXECUTION_SECONDS,
+        description=(
+            "how long an execution of this environment may run before the overdue-execution "
+            "check counts it and its CloudWatch alarm fires; the execution is not stopped"
+        ),
+    )
     version_retention: int = Field(
         default=20,
         ge=1,

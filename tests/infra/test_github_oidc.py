@@ -53,6 +53,9 @@ PULL_REQUEST_SUBJECT = f"repo:{REPOSITORY}:pull_request"
 GITHUB_BOTH = {"repository": REPOSITORY, "branches": ["main"], "environments": ["production"]}
 GITHUB_BRANCH_ONLY = {"repository": REPOSITORY, "branches": ["main"]}
 IMPORTED_PROVIDER = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{HOST}"
+EB_ENVIRONMENT_ARN = (
+    f"arn:aws:elasticbeanstalk:{REGION}:{ACCOUNT}:environment/webapp-dev/webapp-dev"
+)
 PINNED_ACTION = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+@[0-9a-f]{40}$")
 PINNED_LINE = re.compile(r"uses: \S+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
 
@@ -216,6 +219,7 @@ def build_role_template(github: Settings) -> dict[str, Any]:
             "Table",
             partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
         ),
+        eb_environment_arns=[EB_ENVIRONMENT_ARN],
     )
     return Template.from_stack(stack).to_json()
 
@@ -379,7 +383,11 @@ def test_role_permissions_are_exact(template: dict[str, Any]) -> None:
         },
         {
             "Sid": "FollowDeployments",
-            "Action": ["states:DescribeExecution", "states:GetExecutionHistory"],
+            "Action": [
+                "states:DescribeExecution",
+                "states:GetExecutionHistory",
+                "states:DescribeStateMachineForExecution",
+            ],
             "Effect": "Allow",
             "Resource": partition_arn(
                 f":states:{REGION}:{ACCOUNT}:execution:EbControlPlane-deployments:*"
@@ -406,7 +414,14 @@ def test_role_permissions_are_exact(template: dict[str, Any]) -> None:
             "Sid": "FindAppUrl",
             "Action": "elasticbeanstalk:DescribeEnvironments",
             "Effect": "Allow",
-            "Resource": "*",
+            "Resource": [
+                partition_arn(f":elasticbeanstalk:{region}:{ACCOUNT}:environment/{name}/{name}")
+                for region, name in (
+                    ("eu-west-1", "webapp-prod"),
+                    (REGION, "webapp-dev"),
+                    (REGION, "webapp-staging"),
+                )
+            ],
         },
     ]
 

@@ -59,6 +59,9 @@ def test_one_state_machine_with_tracing_and_quiet_logs(template: dict[str, Any])
     assert properties["TracingConfiguration"] == {"Enabled": True}
     assert properties["LoggingConfiguration"]["Level"] == "ERROR"
     assert properties["LoggingConfiguration"]["IncludeExecutionData"] is False
+    destination = properties["LoggingConfiguration"]["Destinations"][0]
+    log_group = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    assert template["Resources"][log_group]["Properties"]["RetentionInDays"] == 90
 
 
 def test_outputs_are_retried_five_times_ten_seconds_apart(states: dict[str, Any]) -> None:
@@ -206,10 +209,58 @@ def test_task_handlers_import(template_path: Path) -> None:
 
 
 def test_buckets_are_private_and_encrypted(template: dict[str, Any]) -> None:
-    for bucket in resources_of(template, "AWS::S3::Bucket"):
-        properties = bucket["Properties"]
-        assert properties["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] is True
-        assert properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    buckets = {
+        logical_id: resource["Properties"]
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::S3::Bucket"
+    }
+    policies = {
+        policy["Properties"]["Bucket"]["Ref"]: policy["Properties"]["PolicyDocument"]
+        for policy in resources_of(template, "AWS::S3::BucketPolicy")
+    }
+    (logs_bucket,) = [key for key in buckets if key.startswith("AccessLogsBucket")]
+
+    assert len(buckets) == 3
+    for logical_id, properties in buckets.items():
+        assert properties["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }, logical_id
+        (rule,) = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256", logical_id
+        # Every request without TLS is denied by the bucket's policy.
+        denials = [s for s in policies[logical_id]["Statement"] if s["Effect"] == "Deny"]
+        assert [d["Condition"] for d in denials] == [{"Bool": {"aws:SecureTransport": "false"}}], (
+            logical_id
+        )
+        if logical_id != logs_bucket:
+            logging = properties["LoggingConfiguration"]
+            assert logging["DestinationBucketName"] == {"Ref": logs_bucket}, logical_id
+            assert properties["VersioningConfiguration"] == {"Status": "Enabled"}, logical_id
+    # The logging service may write there only for this account's buckets.
+    delivery = [s for s in policies[logs_bucket]["Statement"] if s.get("Principal") != {"AWS": "*"}]
+    assert {s["Principal"]["Service"] for s in delivery} == {"logging.s3.amazonaws.com"}
+    assert all("aws:SourceAccount" in s["Condition"]["StringEquals"] for s in delivery)
+
+
+def test_table_encrypted_with_point_in_time_recovery(template: dict[str, Any]) -> None:
+    (table,) = resources_of(template, "AWS::DynamoDB::GlobalTable")
+    properties = table["Properties"]
+
+    assert properties["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS"}
+    (replica,) = properties["Replicas"]
+    assert replica["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_topic_accepts_only_tls(template: dict[str, Any]) -> None:
+    (policy,) = resources_of(template, "AWS::SNS::TopicPolicy")
+    denials = [
+        s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"
+    ]
+
+    assert [d["Condition"] for d in denials] == [{"Bool": {"aws:SecureTransport": "false"}}]
 
 
 def test_definition_avoids_what_moto_evaluates_differently(template_path: Path) -> None:
