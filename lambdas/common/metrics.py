@@ -16,8 +16,15 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 NAMESPACE = "EbControlPlane"
 
-# The states whose time counts as waiting for the environment to become Ready.
-READINESS_STATES = ("WaitForEnvironment", "WaitForDeployment", "WaitForTransition")
+# The states whose time counts as waiting for the environment to become Ready: the
+# event-driven awaits and the polling waits that follow them or replace them.
+READINESS_STATES = (
+    "AwaitEnvironment",
+    "AwaitDeployment",
+    "WaitForEnvironment",
+    "WaitForDeployment",
+    "WaitForTransition",
+)
 
 
 def write_line(line: str) -> None:

@@ -34,7 +34,7 @@ from .beanstalk import find_environment
 from .metrics import publish_recovery
 from .observability import logger
 from .settings import Settings, current_settings
-from .store import from_item, ledger_records, put_ledger_record, table_name
+from .store import from_item, ledger_records, put_ledger_record, query_items, table_name
 
 EB_SOURCE = "aws.elasticbeanstalk"
 RESOURCE_STATUS_CHANGE = "Elastic Beanstalk resource status change"
@@ -249,15 +249,7 @@ def destroyed_on_purpose(environment: str, last_deployed: dict[str, Any] | None)
 
 
 def _recovery_items(environment: str, table: str, dynamodb: Any) -> list[dict[str, Any]]:
-    response = dynamodb.query(
-        TableName=table,
-        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues={
-            ":pk": {"S": f"ENV#{environment}"},
-            ":prefix": {"S": "RECOVERY#"},
-        },
-    )
-    return list(response["Items"])
+    return query_items(environment, "RECOVERY#", table, dynamodb)
 
 
 def recoveries_since(environment: str, since: float) -> int:

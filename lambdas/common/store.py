@@ -81,19 +81,30 @@ def put_ledger_record_if_absent(
     return True
 
 
-def ledger_records(
-    environment: str, table: str | None = None, dynamodb: Any = None
+def query_items(
+    environment: str, prefix: str, table: str | None = None, dynamodb: Any = None
 ) -> list[dict[str, Any]]:
-    """Return every ledger record of an environment, oldest first."""
-    response = (dynamodb or client("dynamodb")).query(
+    """Return the raw items of an environment whose sort key starts with `prefix`.
+
+    Reads every page, because one Query returns at most 1 MB of items.
+    """
+    paginator = (dynamodb or client("dynamodb")).get_paginator("query")
+    pages = paginator.paginate(
         TableName=table or table_name(),
         KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
         ExpressionAttributeValues={
             ":pk": {"S": f"ENV#{environment}"},
-            ":prefix": {"S": "REQUEST#"},
+            ":prefix": {"S": prefix},
         },
     )
-    records = [from_item(item) for item in response["Items"]]
+    return [item for page in pages for item in page["Items"]]
+
+
+def ledger_records(
+    environment: str, table: str | None = None, dynamodb: Any = None
+) -> list[dict[str, Any]]:
+    """Return every ledger record of an environment, oldest first."""
+    records = [from_item(item) for item in query_items(environment, "REQUEST#", table, dynamodb)]
     return sorted(records, key=lambda record: record.get("finishedAt", 0))
 
 

@@ -247,3 +247,51 @@ def test_a_first_deployment_notes_that_there_was_no_previous_version(table: str)
     lease.remember_update("dev", "r-1", lock, None)
 
     assert lease.remember_update("dev", "r-1", lock, "v1") == ""
+
+
+def test_ledger_records_read_every_page() -> None:
+    """Records beyond one Query page are returned, oldest first."""
+    import boto3
+    from moto import mock_aws
+
+    from lambdas.common import aws, store
+
+    with mock_aws():
+        aws.client.cache_clear()
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(
+            TableName="ledger",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        # About 1.6 MB of records, more than the 1 MB one Query page returns.
+        padding = "x" * 200_000
+        for number in range(8):
+            dynamodb.put_item(
+                TableName="ledger",
+                Item={
+                    "pk": {"S": "ENV#dev"},
+                    "sk": {"S": f"REQUEST#r-{number}"},
+                    "finishedAt": {"N": str(100 - number)},
+                    "cause": {"S": padding},
+                },
+            )
+        first_page = dynamodb.query(
+            TableName="ledger",
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "ENV#dev"}},
+        )
+
+        records = store.ledger_records("dev", "ledger", dynamodb)
+        aws.client.cache_clear()
+
+    assert "LastEvaluatedKey" in first_page
+    assert len(records) == 8
+    assert [record["finishedAt"] for record in records] == sorted(100 - n for n in range(8))

@@ -38,7 +38,12 @@ def test_rolled_back_deployment_publishes_outcome_rollback_and_times(capsys) -> 
             "outcome": "RolledBack",
             "plan": "none",
             "durationSeconds": 400.0,
-            "phases": {"WaitForDeployment": 120.0, "WaitForEnvironment": 30.0, "Preflight": 1.0},
+            "phases": {
+                "AwaitDeployment": 200.0,
+                "WaitForDeployment": 120.0,
+                "WaitForEnvironment": 30.0,
+                "Preflight": 1.0,
+            },
         }
     )
 
@@ -55,11 +60,12 @@ def test_rolled_back_deployment_publishes_outcome_rollback_and_times(capsys) -> 
     assert by_name["PlansChosen"][0]["dimensions"]["plan"] == "none"
     assert by_name["DeploymentDuration"][0]["value"] == 400.0
     assert {m["dimensions"]["state"] for m in by_name["PhaseDuration"]} == {
+        "AwaitDeployment",
         "WaitForDeployment",
         "WaitForEnvironment",
         "Preflight",
     }
-    assert by_name["ReadinessWait"][0]["value"] == 150.0
+    assert by_name["ReadinessWait"][0]["value"] == 350.0
 
 
 def test_deployed_outcome_publishes_no_rollback(capsys) -> None:
