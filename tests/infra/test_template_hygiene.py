@@ -385,10 +385,12 @@ def test_lambda_roles_have_no_managed_policy(control_plane: dict[str, Any]) -> N
 
 
 def test_table_grants_only_the_operations_handlers_call(control_plane: dict[str, Any]) -> None:
-    calls = re.compile(r"\.(get_item|put_item|update_item|delete_item|query)\(")
+    methods = "get_item|put_item|update_item|delete_item|query"
+    calls = re.compile(rf"\.({methods})\(|get_paginator\(\"({methods})\"\)")
     called = set()
     for path in (REPO_ROOT / "lambdas").rglob("*.py"):
-        called.update(calls.findall(path.read_text()))
+        for direct, paginated in calls.findall(path.read_text()):
+            called.add(direct or paginated)
     used = {DYNAMODB_METHOD_ACTIONS[method] for method in called}
     granted = {
         action
