@@ -38,4 +38,3 @@ def environments_file(monkeypatch: pytest.MonkeyPatch) -> Path:
     yield path
     current_settings.cache_clear()
     client.cache_clear()
-

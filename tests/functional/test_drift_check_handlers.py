@@ -27,6 +27,7 @@ from lambdas.common.store import (
     read_infrastructure_record,
     write_infrastructure_record,
 )
+from tests.ledger_table import create_ledger_table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLE = "deployments"
@@ -65,18 +66,7 @@ def account(monkeypatch: pytest.MonkeyPatch, environments_file: Path) -> Iterato
     with mock_aws():
         aws.client.cache_clear()
         region = "us-east-1"
-        boto3.client("dynamodb", region_name=region).create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_ledger_table(boto3.client("dynamodb", region_name=region), TABLE)
         boto3.client("s3", region_name=region).create_bucket(Bucket=STATE_BUCKET)
         machine = boto3.client("stepfunctions", region_name=region).create_state_machine(
             name="deployments",

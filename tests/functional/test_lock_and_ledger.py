@@ -10,24 +10,14 @@ from moto import mock_aws
 
 from lambdas.common import aws, clock, lease, store
 from lambdas.common.errors import EnvironmentLocked, LeaseLost
+from tests.ledger_table import create_ledger_table
 
 
 @pytest.fixture
 def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with mock_aws():
         aws.client.cache_clear()
-        boto3.client("dynamodb", region_name="us-east-1").create_table(
-            TableName="deployments",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_ledger_table(boto3.client("dynamodb", region_name="us-east-1"), "deployments")
         monkeypatch.setenv("TABLE_NAME", "deployments")
         yield "deployments"
         aws.client.cache_clear()
@@ -259,18 +249,7 @@ def test_ledger_records_read_every_page() -> None:
     with mock_aws():
         aws.client.cache_clear()
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(
-            TableName="ledger",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_ledger_table(dynamodb, "ledger")
         # About 1.6 MB of records, more than the 1 MB one Query page returns.
         padding = "x" * 200_000
         for number in range(8):

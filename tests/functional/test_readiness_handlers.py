@@ -21,6 +21,7 @@ from moto import mock_aws
 from lambdas import await_readiness, release_waiters
 from lambdas.common import aws, clock, readiness
 from lambdas.common.readiness import Verdict
+from tests.ledger_table import create_ledger_table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLE = "deployments"
@@ -68,18 +69,7 @@ def sfn(environments_file: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[An
     recording = RecordingStepFunctions()
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_ledger_table(dynamodb, TABLE)
         monkeypatch.setenv("TABLE_NAME", TABLE)
         real_client = aws.client
 

@@ -14,6 +14,7 @@ from moto import mock_aws
 from control_plane.cli import CliError, Target, _target_options
 from control_plane.recovery_cli import add_recovery_commands
 from lambdas.common import aws, recovery
+from tests.ledger_table import create_ledger_table
 
 TABLE = "deployments"
 
@@ -43,18 +44,7 @@ def dynamodb() -> Iterator[Any]:
     with mock_aws():
         aws.client.cache_clear()
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_ledger_table(client, TABLE)
         yield client
         aws.client.cache_clear()
 

@@ -26,6 +26,7 @@ from lambdas.common import aws, clock, recovery
 from lambdas.common.errors import RecoveryCancelled
 from lambdas.common.settings import current_settings
 from lambdas.common.store import ledger_records, put_ledger_record
+from tests.ledger_table import create_ledger_table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EVENT = json.loads((REPO_ROOT / "tests/fixtures/eb-environment-terminated.json").read_text())
@@ -64,18 +65,7 @@ def aws_account(
     with mock_aws():
         aws.client.cache_clear()
         region = "us-east-1"
-        boto3.client("dynamodb", region_name=region).create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_ledger_table(boto3.client("dynamodb", region_name=region), TABLE)
         sns = boto3.client("sns", region_name=region)
         topic = sns.create_topic(Name="deployment-events")["TopicArn"]
         sqs = boto3.client("sqs", region_name=region)

@@ -25,6 +25,7 @@ from control_plane import cli
 from control_plane.executions import ExecutionReport
 from lambdas.common.errors import InvalidRequest
 from lambdas.validate_request import validate
+from tests.ledger_table import create_ledger_table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_APP = REPO_ROOT / "samples" / "webapp"
@@ -53,18 +54,7 @@ def moto_target() -> Iterator[cli.Target]:
             definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
             roleArn="arn:aws:iam::123456789012:role/deploy",
         )["stateMachineArn"]
-        dynamodb.create_table(
-            TableName="ledger",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_ledger_table(dynamodb, "ledger")
         target = cli.Target(
             sfn=sfn,
             s3=s3,

@@ -24,6 +24,7 @@ from lambdas import start_recovery, sweep_environments
 from lambdas.common import aws, clock, recovery
 from lambdas.common.observability import logger
 from lambdas.common.store import put_ledger_record
+from tests.ledger_table import create_ledger_table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EVENT = json.loads((REPO_ROOT / "tests/fixtures/eb-environment-terminated.json").read_text())
@@ -57,18 +58,7 @@ def aws_account() -> Iterator[None]:
         current_settings.cache_clear()
         aws.client.cache_clear()
         region = "us-east-1"
-        boto3.client("dynamodb", region_name=region).create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_ledger_table(boto3.client("dynamodb", region_name=region), TABLE)
         topic = boto3.client("sns", region_name=region).create_topic(Name="events")["TopicArn"]
         machine = boto3.client("stepfunctions", region_name=region).create_state_machine(
             name="deployments",

@@ -24,6 +24,7 @@ from control_plane.executions import execution_arn, start_deployment
 from control_plane.sandbox import daemon
 from control_plane.sandbox.eb.app_host import process_start_time
 from lambdas.common.models import REQUEST_ID_PATTERN
+from tests.ledger_table import create_ledger_table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -277,18 +278,7 @@ def moto_target(monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
             definition=PASS_DEFINITION,
             roleArn="arn:aws:iam::123456789012:role/deploy",
         )["stateMachineArn"]
-        dynamodb.create_table(
-            TableName="ledger",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_ledger_table(dynamodb, "ledger")
         target = Target(
             sfn=sfn,
             s3=boto3.client("s3", region_name=region),

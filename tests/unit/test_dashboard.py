@@ -29,6 +29,7 @@ from control_plane.dashboard import DashboardData, DashboardServer
 from control_plane.dashboard_pages import CONTENT_SECURITY_POLICY, PAGE_SCRIPT
 from control_plane.sandbox.template import REPO_ROOT
 from lambdas.common.settings import load_settings
+from tests.ledger_table import create_ledger_table
 
 # moto does not run executions: each stays RUNNING and its history is moto's fixed one, whose
 # only state is "A State". This definition has that state, so the graph can highlight it.
@@ -60,18 +61,7 @@ def moto_target() -> Iterator[Target]:
         state_machine = sfn.create_state_machine(
             name="Deploy", definition=DEFINITION, roleArn="arn:aws:iam::123456789012:role/deploy"
         )["stateMachineArn"]
-        dynamodb.create_table(
-            TableName="ledger",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_ledger_table(dynamodb, "ledger")
         eb = boto3.client("elasticbeanstalk", region_name=region)
         eb.create_application(ApplicationName="webapp-dev")
         eb.create_environment(ApplicationName="webapp-dev", EnvironmentName="webapp-dev")
