@@ -71,6 +71,13 @@ READINESS_RETRY = RetryPolicy(
 AWAIT_FALLBACK_ERRORS = ["States.Timeout", "States.HeartbeatTimeout", "EnvironmentNotReady"]
 # WaitForTransition has no deadline, so a fixed count bounds it: 30 checks 20 s apart.
 TRANSITION_RETRY = RetryPolicy("EnvironmentNotReady", interval_seconds=20, max_attempts=29)
+# The polling of the shell scripts this workflow replaces: 30 checks 20 s apart, no jitter. The
+# CDK context value `readinessPolling: fixed` gives it to the three readiness waits in place of
+# READINESS_RETRY; bench/run.py measures the default against it. Each wait's deadline still
+# applies, but 30 checks end first.
+FIXED_READINESS_RETRY = RetryPolicy("EnvironmentNotReady", interval_seconds=20, max_attempts=29)
+READINESS_POLLING_CONTEXT = "readinessPolling"
+READINESS_POLLING = {"backoff": READINESS_RETRY, "fixed": FIXED_READINESS_RETRY}
 # The time the current state was entered. Retry attempts stay in the same state entry, so a wait
 # task receives the same value on every attempt and measures its deadline from it.
 WAIT_STARTED_AT = "$$.State.EnteredTime"
@@ -172,6 +179,18 @@ class TaskFunctions:
     await_readiness: lambda_.IFunction
 
 
+def readiness_retry(polling: object) -> RetryPolicy:
+    """Return the Retry rule of the readiness waits for a `readinessPolling` context value."""
+    if polling is None:
+        return READINESS_RETRY
+    if polling not in READINESS_POLLING:
+        raise ValueError(
+            f"CDK context {READINESS_POLLING_CONTEXT} is {polling!r}; set it to "
+            f"{' or '.join(READINESS_POLLING)}, or leave it unset for backoff"
+        )
+    return READINESS_POLLING[polling]
+
+
 def _add_retry(task: tasks.LambdaInvoke, policy: RetryPolicy) -> None:
     max_delay = policy.max_delay_seconds
     task.add_retry(
@@ -210,6 +229,9 @@ class DeploymentWorkflow(Construct):
         self._functions = workflow_functions
         self._project = workflow_pulumi_project
         self._state_bucket_name = workflow_state_bucket_name
+        self._readiness_retry = readiness_retry(
+            self.node.try_get_context(READINESS_POLLING_CONTEXT)
+        )
 
         self._failure_router = self._route_failure()
         self._record_failure = self._record(
@@ -453,7 +475,7 @@ class DeploymentWorkflow(Construct):
             "$.environment",
             waitStartedAt="$.environmentWait.startedAt",
         )
-        _add_retry(task, READINESS_RETRY)
+        _add_retry(task, self._readiness_retry)
         wait = self._await(
             "AwaitEnvironment",
             "environment",
@@ -489,7 +511,7 @@ class DeploymentWorkflow(Construct):
             deployment="$.deployment",
             waitStartedAt="$.deploymentWait.startedAt",
         )
-        _add_retry(task, READINESS_RETRY)
+        _add_retry(task, self._readiness_retry)
         # From here on the update has started: any failure rolls back.
         task.add_catch(self._rollback_decision, errors=ALL_ERRORS, result_path="$.failure")
         wait = self._await(
@@ -616,7 +638,7 @@ class DeploymentWorkflow(Construct):
                 "WaitForRollback",
                 self._functions.wait_for_deployment,
                 "$.rollbackEnvironment",
-                READINESS_RETRY,
+                self._readiness_retry,
             ),
             ("VerifyRollback", self._functions.verify_health, "$.rollbackHealth", HEALTH_RETRY),
         ):
@@ -631,7 +653,9 @@ class DeploymentWorkflow(Construct):
                     deployment="$.deployment",
                     failure="$.failure",
                     expectedVersion=previous,
-                    **({"waitStartedAt": WAIT_STARTED_AT} if retry is READINESS_RETRY else {}),
+                    **(
+                        {"waitStartedAt": WAIT_STARTED_AT} if retry is self._readiness_retry else {}
+                    ),
                 ),
                 payload_response_only=True,
                 result_path=result_path,

@@ -3,7 +3,9 @@
 `measure_deployment` runs one first deployment (provision, then update) of the sample app in a
 fresh sandbox. From the EB event log and the execution history it reads the virtual seconds from
 each EB operation completing to the next state starting, and the execution's state transitions.
-`bench/readiness.py` prints the comparison, and tests/functional asserts it.
+With `redeploy`, it then deploys the same version again and counts the CodeBuild builds that
+this second deployment starts. `bench/readiness.py` and `bench/run.py` print the comparison,
+and tests/functional asserts it.
 
 Modes:
 
@@ -11,14 +13,18 @@ Modes:
 - `lost-events`: every EB event is dropped, so each await falls back to polling after its
   heartbeat;
 - `polling`: the environment sets `readiness: polling`, so the waits poll from the start, as
-  before event-driven readiness.
+  before event-driven readiness;
+- `baseline`: the shell scripts this control plane replaces. The waits poll from the start,
+  every 20 s for up to 30 checks (CDK context `readinessPolling: fixed`), and every deployment
+  previews the stack (`infra_check: always`). Stack outputs are retried 5 times 10 s apart, as
+  in every mode.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -29,8 +35,8 @@ from ..executions import wait_for_execution as wait_for_report
 from .eb.events import CREATION_SUCCESSFUL, UPDATE_SUCCESSFUL
 from .template import REPO_ROOT
 
-Mode = Literal["events", "lost-events", "polling"]
-MODES: tuple[Mode, ...] = ("events", "lost-events", "polling")
+Mode = Literal["events", "lost-events", "polling", "baseline"]
+MODES: tuple[Mode, ...] = ("events", "lost-events", "polling", "baseline")
 ENVIRONMENT = "dev"
 SAMPLE_APP = REPO_ROOT / "samples" / "webapp"
 # The state each wait hands over to, and the EB message that marks its operation complete.
@@ -38,6 +44,38 @@ _WAITS = {
     "environment": ("DeployVersion", CREATION_SUCCESSFUL.message),
     "deployment": ("VerifyHealth", UPDATE_SUCCESSFUL.message),
 }
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """How a mode sets up the control plane in its sandbox."""
+
+    # Settings of the `dev` environment that differ from environments.yaml.
+    environment: dict[str, Any] = field(default_factory=dict)
+    # CDK context values of the synthesized state machine.
+    cdk_context: dict[str, str] = field(default_factory=dict)
+    lose_events: bool = False
+
+
+CONFIGURATIONS: dict[Mode, Configuration] = {
+    "events": Configuration(),
+    "lost-events": Configuration(lose_events=True),
+    "polling": Configuration(environment={"readiness": "polling"}),
+    "baseline": Configuration(
+        environment={"readiness": "polling", "infra_check": "always"},
+        cdk_context={"readinessPolling": "fixed"},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Redeploy:
+    """A second deployment of the same version and bundle, with the infrastructure unchanged."""
+
+    status: str
+    transitions: int
+    path: list[str]
+    builds_started: int
 
 
 @dataclass(frozen=True)
@@ -54,6 +92,9 @@ class ReadinessRun:
     latency_seconds: dict[str, float]
     # Each state the execution entered, with the virtual seconds since the execution started.
     timeline: list[tuple[str, float]]
+    # CodeBuild builds the first deployment started.
+    builds_started: int = 0
+    redeploy: Redeploy | None = None
 
 
 def measure_deployment(
@@ -63,26 +104,43 @@ def measure_deployment(
     update_seconds: float = 90,
     request_id: str = "bench-1",
     work_root: Path | None = None,
+    redeploy: bool = False,
 ) -> ReadinessRun:
-    """Deploy the sample app once to a new `dev` environment and measure its waits."""
+    """Deploy the sample app once to a new `dev` environment and measure its waits.
+
+    With `redeploy`, deploy the same version again under request id `<request_id>-again`, as
+    a no-change deployment would, once the first deployment has ended.
+    """
     from .sandbox import Sandbox, SandboxOptions
 
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    configuration = CONFIGURATIONS[mode]
     work_dir = Path(tempfile.mkdtemp(prefix="readiness-", dir=work_root))
-    overrides = {ENVIRONMENT: {"readiness": "polling"}} if mode == "polling" else {}
+    overrides = {ENVIRONMENT: configuration.environment} if configuration.environment else {}
     options = SandboxOptions(
         work_dir=work_dir,
         launch_seconds=launch_seconds,
         update_seconds=update_seconds,
         environment_overrides=overrides,
+        cdk_context=configuration.cdk_context,
     )
+    second = None
     try:
         with Sandbox(options) as sandbox:
-            if mode == "lost-events":
+            if configuration.lose_events:
                 sandbox.events.lose_events()
             report = _deploy(sandbox, request_id)
             completions = _completion_times(sandbox)
+            builds_started = len(sandbox.codebuild.builds)
+            if redeploy:
+                again = _deploy(sandbox, f"{request_id}-again")
+                second = Redeploy(
+                    status=again.status,
+                    transitions=again.transitions,
+                    path=again.path,
+                    builds_started=len(sandbox.codebuild.builds) - builds_started,
+                )
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     return ReadinessRun(
@@ -93,6 +151,8 @@ def measure_deployment(
         path=report.path,
         latency_seconds=_latencies(report, completions),
         timeline=_timeline(report),
+        builds_started=builds_started,
+        redeploy=second,
     )
 
 

@@ -70,6 +70,8 @@ class SandboxOptions:
     # Settings to change per environment in the environments file the Lambdas read, for
     # example {"dev": {"readiness": "polling"}}. environments.yaml itself stays as it is.
     environment_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # CDK context values for synthesizing the stack, as `cdk synth -c key=value` sets them.
+    cdk_context: dict[str, str] = field(default_factory=dict)
 
 
 class Sandbox:
@@ -114,7 +116,7 @@ class Sandbox:
         _running = self
         work_dir = self.options.work_dir
         work_dir.mkdir(parents=True, exist_ok=True)
-        template = synthesize(self.options.cache_dir)
+        template = synthesize(self.options.cache_dir, context=self.options.cdk_context)
         self.resources = load_resources(template, self.options.region, ACCOUNT_ID)
         install_patches(self.clock)
         task_clock.install(self.clock.now)

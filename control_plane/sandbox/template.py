@@ -67,9 +67,16 @@ def jsii_environment() -> dict[str, str]:
     }
 
 
-def synthesize(cache_dir: Path, root: Path = REPO_ROOT) -> Path:
-    """Return the path of the synthesized template, running `app.py` only when sources changed."""
-    out_dir = cache_dir / f"cdk-{source_hash(root)}"
+def synthesize(
+    cache_dir: Path, root: Path = REPO_ROOT, *, context: dict[str, str] | None = None
+) -> Path:
+    """Return the path of the synthesized template, running `app.py` only when sources changed.
+
+    `context` sets CDK context values, as `cdk synth -c key=value` does; each set of values has
+    its own cache entry.
+    """
+    sources = source_hash(root)
+    out_dir = cache_dir / f"cdk-{sources}{_context_suffix(context)}"
     template = out_dir / f"{STACK_NAME}.template.json"
     if template.exists():
         return template
@@ -77,6 +84,9 @@ def synthesize(cache_dir: Path, root: Path = REPO_ROOT) -> Path:
     # never read a half-written template.
     staging = cache_dir / f"{out_dir.name}.partial-{os.getpid()}"
     env = {**os.environ, **jsii_environment(), "CDK_OUTDIR": str(staging)}
+    if context:
+        # The CDK CLI hands its context to the app in this variable.
+        env["CDK_CONTEXT_JSON"] = json.dumps(context, sort_keys=True)
     env.setdefault("CDK_DEFAULT_REGION", "us-east-1")
     result = subprocess.run(
         [sys.executable, str(root / "app.py")], cwd=root, env=env, capture_output=True, text=True
@@ -89,10 +99,18 @@ def synthesize(cache_dir: Path, root: Path = REPO_ROOT) -> Path:
         staging.rename(out_dir)
     except OSError:  # another process renamed its copy first
         shutil.rmtree(staging, ignore_errors=True)
+    # Entries of older sources go; those of the same sources with other context values stay.
     for stale in cache_dir.glob("cdk-*"):
-        if stale != out_dir and ".partial-" not in stale.name:
+        if not stale.name.startswith(f"cdk-{sources}") and ".partial-" not in stale.name:
             shutil.rmtree(stale, ignore_errors=True)
     return template
+
+
+def _context_suffix(context: dict[str, str] | None) -> str:
+    if not context:
+        return ""
+    encoded = json.dumps(context, sort_keys=True).encode()
+    return f"-context-{hashlib.sha256(encoded).hexdigest()[:8]}"
 
 
 @dataclass

@@ -31,6 +31,7 @@ def application(environ, start_response):
         )
     if path == "/":
         body = f"<h1>Sample app</h1><p>Version {version}</p>".encode()
-        start_response("200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(body)))])
+        headers = [("Content-Type", "text/html"), ("Content-Length", str(len(body)))]
+        start_response("200 OK", headers)
         return [body]
     return _json(start_response, "404 Not Found", {"error": f"no route for {path}"})
