@@ -339,6 +339,42 @@ def regions_of(scopes: Sequence[ProgramScope]) -> list[str]:
     return sorted({scope.region for scope in scopes})
 
 
+def bundle_copy_statements(
+    arns: ArnBuilder, scopes: Sequence[ProgramScope], control_plane_region: str
+) -> list[iam.PolicyStatement]:
+    """Build what DeployVersion needs to copy bundles to environments of other regions.
+
+    EB takes a source bundle only from a bucket of its own region. So for each environment
+    outside the control plane's region, DeployVersion gets EB's storage bucket there from
+    CreateStorageLocation, checks for an earlier copy and copies the bundle under
+    `<application>/control-plane/` (lambdas/common/regional_bundle.py). ListBucket makes
+    HeadObject of a missing copy return 404 instead of 403. No statement is needed when every
+    environment is in the control plane's region.
+    """
+    others = [scope for scope in scopes if scope.region != control_plane_region]
+    if not others:
+        return []
+    buckets = {
+        scope.region: arns.bucket(f"elasticbeanstalk-{scope.region}-{arns.account}")
+        for scope in others
+    }
+    prefixes = sorted(
+        {
+            f"{buckets[scope.region]}/{application}/control-plane/*"
+            for scope in others
+            for application in scope.eb_applications
+        }
+    )
+    return [
+        # CreateStorageLocation names no resource: the EB Developer Guide's custom user policy
+        # ("Managing Elastic Beanstalk user policies") grants it on "*" among the
+        # "AllNonResourceCalls".
+        iam.PolicyStatement(actions=["elasticbeanstalk:CreateStorageLocation"], resources=["*"]),
+        iam.PolicyStatement(actions=["s3:GetObject", "s3:PutObject"], resources=prefixes),
+        iam.PolicyStatement(actions=["s3:ListBucket"], resources=sorted(buckets.values())),
+    ]
+
+
 def pulumi_runner_policies(
     stack: Stack, scopes: Sequence[ProgramScope], domains: DomainSettings | None
 ) -> dict[str, list[iam.PolicyStatement]]:

@@ -776,6 +776,7 @@ class ControlPlaneStack(Stack):
         )
         # CreateApplicationVersion reads the bundle with the caller's credentials.
         self._grant_object_read(functions.deploy_version, self.bundle_bucket)
+        self._grant_bundle_copies(functions.deploy_version)
         self._grant_beanstalk(
             functions.rollback,
             [
@@ -793,6 +794,31 @@ class ControlPlaneStack(Stack):
             functions.deploy_version,
         ):
             self._acknowledge_bucket_objects(function)
+
+    def _grant_bundle_copies(self, function: lambda_.Function) -> None:
+        """Let DeployVersion copy bundles to EB's storage buckets of the other regions."""
+        statements = permissions.bundle_copy_statements(
+            self._arns, self._program_scopes, self.region
+        )
+        for statement in statements:
+            function.add_to_role_policy(statement)
+        if not statements:
+            return
+        acknowledge(
+            function.role,
+            "IAM5",
+            "Bundle copies are objects under <application>/control-plane/ in EB's storage "
+            "bucket of each other region, named after the bundle's key, and "
+            "CreateStorageLocation names no resource.",
+            applies_to=[
+                finding(
+                    r"Resource::arn:<AWS::Partition>:s3:::elasticbeanstalk-[\w-]+-"
+                    r"(\d{12}|<AWS::AccountId>)/[\w.-]+/control-plane/\*"
+                ),
+                "Resource::*",
+            ],
+            children=True,
+        )
 
     # cdk-nag findings that remain by design, each acknowledged on its own construct.
 

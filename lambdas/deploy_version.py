@@ -1,8 +1,9 @@
 """DeployVersion: register the application version and point the environment at it.
 
 Registering is idempotent: the same label with the same bundle is reused, the same label with a
-different bundle is a VersionConflict. The version label is also set as the environment property
-APP_VERSION so the app can report which version it serves.
+different bundle is a VersionConflict. A bundle outside the environment's region is first copied
+into EB's storage bucket of that region (see common/regional_bundle.py). The version label is also
+set as the environment property APP_VERSION so the app can report which version it serves.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .common.errors import BundleInvalid, EnvironmentBusy, EnvironmentNotReady, 
 from .common.lease import remember_update
 from .common.models import TaskEvent
 from .common.observability import logger, task_handler
+from .common.regional_bundle import bundle_in_region
 from .common.settings import current_settings
 
 APP_ENVIRONMENT_NAMESPACE = "aws:elasticbeanstalk:application:environment"
@@ -146,11 +148,25 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         )
     previous = environment.get("VersionLabel") if noted is None else (noted or None)
     settings = current_settings().environment(request.environment)
+    bundle = bundle_in_region(request.bundle, target.region, outputs.eb_application_name)
+    logger.info(
+        "bundle location chosen",
+        extra={
+            # Named on the line itself, not only in the logger's keys, because the sandbox runs
+            # other handlers in the same process, and those replace the keys.
+            "environment": request.environment,
+            "request_id": request.request_id,
+            "environment_region": target.region,
+            "decision": bundle.decision,
+            "source": request.bundle,
+            "destination": bundle.uri,
+        },
+    )
     reused = register_version(
         eb,
         outputs.eb_application_name,
         request.version,
-        request.bundle,
+        bundle.uri,
         request.request_id,
         keep={label for label in (previous,) if label},
         retention=settings.version_retention,

@@ -90,7 +90,7 @@ class SandboxGateway:
             return self._invoke(match.group("name"), _body(environ), start_response)
         if service == "elasticbeanstalk":
             params = dict(parse_qsl(_body(environ).decode("utf-8"), keep_blank_values=True))
-            status, xml = self._sandbox.eb.handle(params)
+            status, xml = self._sandbox.eb.handle(params, region=scope.group("region"))
             return _respond(start_response, status, xml.encode("utf-8"), "text/xml")
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if service == "codebuild" and target.endswith((".StartBuild", ".BatchGetBuilds")):

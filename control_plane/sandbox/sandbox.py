@@ -268,6 +268,7 @@ class Sandbox:
 
     def _build_simulators(self) -> None:
         from .eb import ElasticBeanstalkSimulator
+        from .eb.storage import S3Buckets
 
         s3 = self.client("s3")
 
@@ -283,6 +284,7 @@ class Sandbox:
             launch_seconds=self.options.launch_seconds,
             update_seconds=self.options.update_seconds,
             terminate_seconds=self.options.terminate_seconds,
+            buckets=S3Buckets(lambda region: self.client("s3", region)),
         )
         self.lambdas = LambdaRuntime(self.resources.functions, ACCOUNT_ID, self.options.region)
         # EB status changes reach the template's EventBridge rules, as on AWS.

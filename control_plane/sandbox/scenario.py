@@ -285,9 +285,7 @@ class Expectation(_Strict):
     def _check_scope(self) -> Expectation:
         if self.step is None and self.outcomes is None:
             raise ValueError("name the step it checks, or give `outcomes` counted over all steps")
-        if self.step is None and (
-            self.model_fields_set - {"outcomes"}
-        ):
+        if self.step is None and (self.model_fields_set - {"outcomes"}):
             raise ValueError(
                 "without a step only `outcomes` can be checked; "
                 f"{sorted(self.model_fields_set - {'outcomes'})} need a step"

@@ -51,6 +51,9 @@ ANY_RESOURCE_ACTIONS = {
     "logs:DescribeLogGroups",
     # Preflight lists the metadata of the required SSM parameters, never their values.
     "ssm:DescribeParameters",
+    # DeployVersion finds EB's storage bucket of another region to copy a bundle into. The EB
+    # Developer Guide's custom user policies grant it on "*" among the calls without resources.
+    "elasticbeanstalk:CreateStorageLocation",
     # The CodeBuild runner: discovery by EB and the Pulumi provider while they create or read
     # resources, and the template check of EB's CloudFormation stack.
     "ec2:Describe*",
@@ -440,6 +443,25 @@ def test_deploy_version_may_prune_versions(control_plane: dict[str, Any]) -> Non
         arn("elasticbeanstalk", region, f"application/{program}")
         for program, region in PROGRAMS.items()
     }
+
+
+def test_deploy_version_copies_bundles_to_other_regions(control_plane: dict[str, Any]) -> None:
+    grants = role_grants(control_plane, "DeployVersionFunction")
+    # Only prod is outside the control plane's region; its application has one name.
+    bucket = "arn:${AWS::Partition}:s3:::elasticbeanstalk-eu-west-1-${AWS::AccountId}"
+    copies = {f"{bucket}/webapp-prod/control-plane/*"}
+
+    assert grants["elasticbeanstalk:CreateStorageLocation"] == {"*"}
+    assert grants["s3:PutObject"] == copies
+    assert grants["s3:GetObject"] >= copies
+    assert grants["s3:ListBucket"] >= {bucket}
+    # Besides the copies, DeployVersion only reads the bundle bucket.
+    bundle_bucket = re.compile(r"^\$\{BundleBucket[0-9A-F]{8}\.Arn\}(/\*)?$")
+    for resource in (grants["s3:GetObject"] - copies) | (grants["s3:ListBucket"] - {bucket}):
+        assert bundle_bucket.match(resource), resource
+    for other in ("PreflightFunction", "RollbackFunction", "PrepareRecoveryFunction"):
+        assert "elasticbeanstalk:CreateStorageLocation" not in role_grants(control_plane, other)
+        assert "s3:PutObject" not in role_grants(control_plane, other)
 
 
 def write_stack_file(infra: Path, stack: str, config: dict[str, Any]) -> None:

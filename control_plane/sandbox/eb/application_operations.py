@@ -15,6 +15,7 @@ from control_plane.sandbox.eb.errors import (
     invalid_parameter,
 )
 from control_plane.sandbox.eb.state import Application, ApplicationVersion
+from control_plane.sandbox.eb.storage import storage_bucket_name
 from control_plane.sandbox.eb.tag_operations import tag_pairs_to_dict
 
 logger = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ def create_application_version(
         )
 
     source_bundle = _source_bundle(request.get("SourceBundle"))
+    _require_bucket_in_region(context, source_bundle)
     status = "UNPROCESSED"
     if request.get("Process", False):
         status = _process_bundle(context, source_bundle)
@@ -151,6 +153,41 @@ def _source_bundle(location: dict[str, str] | None) -> tuple[str, str] | None:
     if not bucket or not key:
         raise invalid_parameter("SourceBundle must contain both S3Bucket and S3Key.")
     return bucket, key
+
+
+def _require_bucket_in_region(
+    context: OperationContext, source_bundle: tuple[str, str] | None
+) -> None:
+    """Reject a source bundle in a bucket of another region than the endpoint's, as EB does.
+
+    A bucket that does not exist passes: processing the version marks it FAILED instead.
+    """
+    if source_bundle is None or context.buckets is None:
+        return
+    bucket_region = context.buckets.bucket_region(source_bundle[0])
+    if bucket_region is None or bucket_region == context.region:
+        return
+    logger.info(
+        "SourceBundle bucket %s is in %s, not in the endpoint's region %s",
+        source_bundle[0],
+        bucket_region,
+        context.region,
+    )
+    # The error code and HTTP status are botocore's model of the error; the message is the
+    # error's documented description.
+    # NOTE: the message EB sends on the wire for this error is unconfirmed.
+    raise ElasticBeanstalkError(
+        "S3LocationNotInServiceRegionException",
+        "The specified S3 bucket does not belong to the S3 region in which the service is running.",
+    )
+
+
+def create_storage_location(context: OperationContext, request: dict[str, Any]) -> dict[str, Any]:
+    """Return EB's storage bucket of the endpoint's region, creating it when it is missing."""
+    bucket = storage_bucket_name(context.region, context.state.account_id)
+    if context.buckets is not None:
+        context.buckets.create_bucket(bucket, context.region)
+    return {"S3Bucket": bucket}
 
 
 def _process_bundle(context: OperationContext, source_bundle: tuple[str, str] | None) -> str:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from control_plane.sandbox.eb.errors import invalid_parameter
 from control_plane.sandbox.eb.lifecycle import Lifecycle
 from control_plane.sandbox.eb.state import SimulatorState
+from control_plane.sandbox.eb.storage import Buckets
 
 Item = TypeVar("Item")
 
@@ -24,6 +25,10 @@ class OperationContext:
     # Virtual time of the request, in epoch seconds.
     now: float
     request_id: str
+    # Region of the endpoint that received the request, from its signature.
+    region: str
+    # The S3 calls of the simulator. With None, operations skip what needs S3.
+    buckets: Buckets | None = None
 
 
 def paginate(items: Sequence[Item], request: dict[str, Any]) -> tuple[list[Item], str | None]:

@@ -36,6 +36,7 @@ from control_plane.sandbox.eb.query_protocol import (
     serialize_result,
 )
 from control_plane.sandbox.eb.state import Durations, Event, SimulatorState
+from control_plane.sandbox.eb.storage import Buckets
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ HANDLERS: dict[str, Handler] = {
     "CreateApplicationVersion": applications.create_application_version,
     "DescribeApplicationVersions": applications.describe_application_versions,
     "DeleteApplicationVersion": applications.delete_application_version,
+    "CreateStorageLocation": applications.create_storage_location,
     "CreateEnvironment": environments.create_environment,
     "DescribeEnvironments": environments.describe_environments,
     "UpdateEnvironment": environments.update_environment,
@@ -85,16 +87,20 @@ class ElasticBeanstalkSimulator:
         *,
         max_application_versions: int = 1000,
         app_start_timeout: float = 10.0,
+        buckets: Buckets | None = None,
     ) -> None:
         """Create an empty account.
 
         ``max_application_versions`` is the account quota behind
         TooManyApplicationVersionsException (AWS's default quota is 1000 per region).
         ``app_start_timeout`` is the wall-clock time in seconds that a deployed app gets to
-        start listening before its environment turns Red.
+        start listening before its environment turns Red. With ``buckets``, a version's
+        source bundle must be in a bucket of the endpoint's region, and CreateStorageLocation
+        creates EB's storage bucket there. Without ``buckets``, neither operation calls S3.
         """
         self._clock = clock
         self._fetch_object = fetch_object
+        self._buckets = buckets
         durations = Durations(
             launch_seconds=launch_seconds,
             update_seconds=update_seconds,
@@ -112,20 +118,21 @@ class ElasticBeanstalkSimulator:
         self._subscribers: list[Subscriber] = []
         self._watchers: list[Callable[[], None]] = []
 
-    def handle(self, params: Mapping[str, str]) -> tuple[int, str]:
+    def handle(self, params: Mapping[str, str], region: str | None = None) -> tuple[int, str]:
         """Run one API request and return its HTTP status and XML body.
 
-        ``params`` are the decoded form fields, including ``Action``. Errors come back as
-        AWS-shaped ``ErrorResponse`` documents. An action that the sandbox does not implement
-        gets a 400 error that names the action.
+        ``params`` are the decoded form fields, including ``Action``. ``region`` is the region
+        of the endpoint the request was signed for, by default the simulator's own. Errors come
+        back as AWS-shaped ``ErrorResponse`` documents. An action that the sandbox does not
+        implement gets a 400 error that names the action.
         """
         with self._lock:
             request_id = self._state.next_request_id()
-            status, body = self._dispatch(params, request_id)
+            status, body = self._dispatch(params, request_id, region or self._state.region)
         self._deliver_events()
         return status, body
 
-    def _dispatch(self, params: Mapping[str, str], request_id: str) -> tuple[int, str]:
+    def _dispatch(self, params: Mapping[str, str], request_id: str, region: str) -> tuple[int, str]:
         action = params.get("Action", "")
         try:
             now = self._clock.now()
@@ -138,7 +145,13 @@ class ElasticBeanstalkSimulator:
                 raise unsupported_action(action)
             request = parse_request(operation, params)
             context = OperationContext(
-                self._state, self._lifecycle, self._fetch_object, now, request_id
+                self._state,
+                self._lifecycle,
+                self._fetch_object,
+                now,
+                request_id,
+                region=region,
+                buckets=self._buckets,
             )
             result = handler(context, request)
             return 200, serialize_result(operation, result, request_id)
