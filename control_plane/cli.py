@@ -34,6 +34,8 @@ from .cli_options import (
     ENVIRONMENTS_FILE_VARIABLE,
     environment_option,
     environment_settings,
+    output_option,
+    print_json,
     remember_environments_file,
 )
 from .dashboard import add_dashboard_command
@@ -589,7 +591,7 @@ def _validate_request_id(
 )
 @click.option("--sandbox", is_flag=True, help="Use the local sandbox (started if none runs).")
 @click.option("--region", default=None, help="AWS region of the control plane stack.")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option
 def deploy(
     environment: str,
     version: str,
@@ -633,7 +635,8 @@ def deploy(
     default=None,
     help="Where to write the zip (default: <folder name>.zip in the current folder).",
 )
-def bundle(source: Path, output_file: Path | None) -> None:
+@output_option
+def bundle(source: Path, output_file: Path | None, output: str) -> None:
     """Build a reproducible EB source bundle from the app folder SOURCE.
 
     Checks the layout EB's Python platform expects, honours .ebignore, leaves out VCS and
@@ -650,7 +653,10 @@ def bundle(source: Path, output_file: Path | None) -> None:
             f"cannot write the bundle to {target} ({error.strerror}); pass -o with a file "
             "path in an existing folder"
         ) from None
-    click.echo(f"{target}  {len(data)} bytes  sha256 {checksum(data)}")
+    if output == "json":
+        print_json({"path": str(target), "bytes": len(data), "sha256": checksum(data)})
+    else:
+        click.echo(f"{target}  {len(data)} bytes  sha256 {checksum(data)}")
 
 
 @main.command()
@@ -723,7 +729,7 @@ def _lock_view(target: Target, item: dict[str, Any] | None) -> dict[str, Any] | 
 @lock.command("show")
 @environment_option("Environment name from the environments file.")
 @_target_options
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option
 def lock_show(environment: str, sandbox: bool, region: str | None, output: str) -> None:
     """Show who holds ENVIRONMENT's lock and for how long."""
     from lambdas.common.lease import read_lock
@@ -746,7 +752,8 @@ def lock_show(environment: str, sandbox: bool, region: str | None, output: str) 
 @lock.command("release")
 @environment_option("Environment name from the environments file.")
 @_target_options
-def lock_release(environment: str, sandbox: bool, region: str | None) -> None:
+@output_option
+def lock_release(environment: str, sandbox: bool, region: str | None, output: str) -> None:
     """Release ENVIRONMENT's lock after its holder's execution has ended.
 
     Refuses while the holding execution still runs, because releasing then would let two
@@ -758,8 +765,12 @@ def lock_release(environment: str, sandbox: bool, region: str | None) -> None:
     item = read_lock(environment, target.table_name, target.dynamodb)
     view = _lock_view(target, item)
     if item is None or view is None:
-        click.echo(f"{environment}: not locked, nothing to release")
+        if output == "json":
+            print_json({"environment": environment, "released": None, "recorded": False})
+        else:
+            click.echo(f"{environment}: not locked, nothing to release")
         return
+    recorded = False
     if view["executionArn"]:
         status = target.sfn.describe_execution(executionArn=view["executionArn"])["status"]
         if status in ("RUNNING", "PENDING_REDRIVE"):
@@ -769,7 +780,7 @@ def lock_release(environment: str, sandbox: bool, region: str | None) -> None:
             )
         # Recorded before the release: the execution has ended whether or not the release
         # wins, and its request must not stay without a ledger record.
-        record_abandoned_request(
+        recorded = record_abandoned_request(
             environment,
             item,
             status,
@@ -780,14 +791,19 @@ def lock_release(environment: str, sandbox: bool, region: str | None) -> None:
         )
     if not force_release_lock(environment, view["holder"], target.table_name, target.dynamodb):
         raise CliError(f"{environment}: the lock changed hands meanwhile; run `lock show` again")
+    if output == "json":
+        print_json({"environment": environment, "released": view["holder"], "recorded": recorded})
+        return
     click.echo(f"{environment}: released the lock held by request {view['holder']}")
+    if recorded:
+        click.echo(f"{environment}: recorded the outcome of request {view['holder']} in the ledger")
 
 
 @main.command()
 @environment_option("Environment name from the environments file.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @_target_options
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option
 def history(environment: str, limit: int, sandbox: bool, region: str | None, output: str) -> None:
     """List ENVIRONMENT's recent deployments from the ledger, newest last."""
     from lambdas.common.store import ledger_records
@@ -853,7 +869,7 @@ def _sandbox_environments(state: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @sandbox.command("status")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option
 def sandbox_status(output: str) -> None:
     """Show whether the sandbox runs, where, and its Elastic Beanstalk environments.
 

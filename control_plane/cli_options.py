@@ -8,6 +8,7 @@ before it calls AWS, so a typo fails at once with the list of known names.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -82,3 +83,19 @@ def environment_option(help_text: str) -> Any:
     return click.option(
         "--environment", "-e", required=True, callback=_check_environment, help=help_text
     )
+
+
+def output_option(function: Any) -> Any:
+    """Add --output text|json to a command."""
+    return click.option(
+        "--output",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="Print text for people or one JSON document for scripts.",
+    )(function)
+
+
+def print_json(document: Any) -> None:
+    """Print one JSON document, the result of a command run with --output json."""
+    click.echo(json.dumps(document, indent=2, default=str))

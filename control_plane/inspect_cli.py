@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from .cli_options import environment_option, environment_settings
+from .cli_options import environment_option, environment_settings, output_option
 from .executions import ExecutionReport, build_report, execution_arn
 from .graph import GRAPH_SUFFIXES, load_definition, render_graph, states_missing_from
 from .sandbox.clock import DEFAULT_START
@@ -257,9 +257,7 @@ def add_inspect_commands(
     @main.command()
     @environment_option("Environment to describe.")
     @target_options
-    @click.option(
-        "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
-    )
+    @output_option
     def status(environment: str, sandbox: bool, region: str | None, output: str) -> None:
         """Show ENVIRONMENT's lease, EB status, last deployment and running executions."""
         settings = environment_settings(environment)
@@ -272,9 +270,7 @@ def add_inspect_commands(
     @main.command()
     @click.argument("execution")
     @target_options
-    @click.option(
-        "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
-    )
+    @output_option
     @click.option(
         "--graph",
         "graph_file",

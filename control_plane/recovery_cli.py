@@ -24,7 +24,7 @@ from lambdas.common.recovery import (
     record_destroy_intent,
 )
 
-from .cli_options import environment_option, environment_settings
+from .cli_options import environment_option, environment_settings, output_option, print_json
 from .sandbox.clock import DEFAULT_START
 
 
@@ -32,6 +32,23 @@ def _when(epoch_seconds: float | None) -> str:
     if epoch_seconds is None:
         return "-"
     return datetime.fromtimestamp(float(epoch_seconds), tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _print_recovery_status(
+    environment: str, breaker: dict[str, Any] | None, destroyed: dict[str, Any] | None
+) -> None:
+    if breaker:
+        click.echo(f"{environment}: circuit breaker OPEN since {_when(breaker['openedAt'])}")
+        click.echo(f"  {breaker.get('reason')}")
+    else:
+        click.echo(f"{environment}: circuit breaker closed")
+    if destroyed:
+        click.echo(
+            f"{environment}: destroyed on purpose by {destroyed.get('destroyedBy')} at "
+            f"{_when(destroyed.get('destroyedAt'))}; recovery skips it until a deployment "
+            "succeeds"
+        )
+    click.echo(f"maintenance switch: SSM parameter {maintenance_parameter(environment)}")
 
 
 def add_recovery_commands(
@@ -46,7 +63,10 @@ def add_recovery_commands(
     @environment_option("Environment to destroy.")
     @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
     @target_options
-    def destroy(environment: str, yes: bool, sandbox: bool, region: str | None) -> None:
+    @output_option
+    def destroy(
+        environment: str, yes: bool, sandbox: bool, region: str | None, output: str
+    ) -> None:
         """Destroy ENVIRONMENT's EB environment on purpose, so recovery leaves it alone.
 
         Records the intent first (automatic recovery skips the environment until a later
@@ -91,12 +111,24 @@ def add_recovery_commands(
             )["Environments"]
             if item.get("Status") not in ("Terminated", "Terminating")
         ]
+        for item in live:
+            eb.terminate_environment(EnvironmentName=item["EnvironmentName"])
+        terminated = [item["EnvironmentName"] for item in live]
+        if output == "json":
+            print_json(
+                {
+                    "environment": environment,
+                    "destroyedAt": int(destroyed_at),
+                    "terminating": terminated,
+                    "pulumiStack": settings.pulumi_stack,
+                }
+            )
+            return
         click.echo(f"{environment}: recorded as destroyed on purpose; recovery will skip it")
         if not live:
             click.echo(f"{environment}: no live EB environment named {name}")
-        for item in live:
-            eb.terminate_environment(EnvironmentName=item["EnvironmentName"])
-            click.echo(f"{environment}: terminating EB environment {item['EnvironmentName']}")
+        for terminating in terminated:
+            click.echo(f"{environment}: terminating EB environment {terminating}")
         click.echo(
             f"The stack's other resources remain; remove them with `pulumi destroy --stack "
             f"{settings.pulumi_stack}` in infra/. Deploying {environment} again resumes "
@@ -110,7 +142,8 @@ def add_recovery_commands(
     @recovery.command("status")
     @environment_option("Environment name from the environments file.")
     @target_options
-    def recovery_status(environment: str, sandbox: bool, region: str | None) -> None:
+    @output_option
+    def recovery_status(environment: str, sandbox: bool, region: str | None, output: str) -> None:
         """Show ENVIRONMENT's circuit breaker and whether it was destroyed on purpose."""
         target = target_for(sandbox, region)
         breaker = read_breaker(environment, target.table_name, target.dynamodb)
@@ -121,30 +154,33 @@ def add_recovery_commands(
             target.table_name,
             target.dynamodb,
         )
-        if breaker:
-            click.echo(f"{environment}: circuit breaker OPEN since {_when(breaker['openedAt'])}")
-            click.echo(f"  {breaker.get('reason')}")
-        else:
-            click.echo(f"{environment}: circuit breaker closed")
-        if destroyed:
-            click.echo(
-                f"{environment}: destroyed on purpose by {destroyed.get('destroyedBy')} at "
-                f"{_when(destroyed.get('destroyedAt'))}; recovery skips it until a deployment "
-                "succeeds"
+        if output == "json":
+            print_json(
+                {
+                    "environment": environment,
+                    "breaker": breaker,
+                    "destroyIntent": destroyed,
+                    "maintenanceParameter": maintenance_parameter(environment),
+                }
             )
-        click.echo(f"maintenance switch: SSM parameter {maintenance_parameter(environment)}")
+            return
+        _print_recovery_status(environment, breaker, destroyed)
 
     @recovery.command("reset")
     @environment_option("Environment name from the environments file.")
     @target_options
-    def recovery_reset(environment: str, sandbox: bool, region: str | None) -> None:
+    @output_option
+    def recovery_reset(environment: str, sandbox: bool, region: str | None, output: str) -> None:
         """Close ENVIRONMENT's circuit breaker, so automatic recovery resumes.
 
         The counted recoveries are forgotten too. The next termination event or sweep (every
         15 minutes) recovers an environment that is still terminated.
         """
         target = target_for(sandbox, region)
-        if close_breaker(environment, target.table_name, target.dynamodb):
+        closed = close_breaker(environment, target.table_name, target.dynamodb)
+        if output == "json":
+            print_json({"environment": environment, "closed": closed})
+        elif closed:
             click.echo(f"{environment}: circuit breaker closed; automatic recovery resumes")
         else:
             click.echo(f"{environment}: the circuit breaker was not open; nothing to reset")

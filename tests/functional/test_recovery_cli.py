@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -162,3 +163,41 @@ def test_recovery_reset_closes_an_open_breaker(dynamodb: Any) -> None:
     assert "circuit breaker closed; automatic recovery resumes" in reset.output
     assert recovery.read_breaker("dev", TABLE, dynamodb) is None
     assert "was not open" in again.output
+
+
+def test_recovery_commands_print_json(dynamodb: Any) -> None:
+    recovery.record_destroy_intent("dev", "alice", 1_000, TABLE, dynamodb)
+    dynamodb.put_item(
+        TableName=TABLE,
+        Item={
+            "pk": {"S": "ENV#dev"},
+            "sk": {"S": "BREAKER"},
+            "openedAt": {"N": "1767225600"},
+            "reason": {"S": "3 recoveries within the last 3600 s"},
+        },
+    )
+    cli = cli_for(dynamodb, FakeBeanstalk({}))
+
+    status = CliRunner().invoke(cli, ["recovery", "status", "-e", "dev", "--output", "json"])
+    reset = CliRunner().invoke(cli, ["recovery", "reset", "-e", "dev", "--output", "json"])
+
+    assert status.exit_code == 0, status.output
+    view = json.loads(status.output)
+    assert view["breaker"]["reason"] == "3 recoveries within the last 3600 s"
+    assert view["destroyIntent"]["destroyedBy"] == "alice"
+    assert view["maintenanceParameter"] == "/control-plane/dev/maintenance"
+    assert json.loads(reset.output) == {"environment": "dev", "closed": True}
+
+
+def test_destroy_prints_json(dynamodb: Any) -> None:
+    eb = FakeBeanstalk({"webapp-dev": "Ready"})
+
+    result = CliRunner().invoke(
+        cli_for(dynamodb, eb), ["destroy", "-e", "dev", "--yes", "--output", "json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    view = json.loads(result.output)
+    assert view["terminating"] == ["webapp-dev"]
+    assert view["pulumiStack"] == "dev"
+    assert eb.terminated == ["webapp-dev"]

@@ -581,6 +581,42 @@ def test_lock_release_records_the_dead_holder(runner: CliRunner, moto_target: Ta
     assert lock["fencingToken"] == {"N": "3"}
 
 
+def test_lock_release_prints_json(runner: CliRunner, moto_target: Target) -> None:
+    arn = start_deployment(
+        moto_target.sfn,
+        moto_target.state_machine_arn,
+        {"environment": "dev", "version": "v1", "bundle": BUNDLE_URI, "requestId": "r-9"},
+    )
+    moto_target.sfn.stop_execution(executionArn=arn)
+    moto_target.dynamodb.put_item(TableName="ledger", Item=lock_item("r-9", arn))
+
+    released = runner.invoke(
+        main, ["lock", "release", "-e", "dev", "--sandbox", "--output", "json"]
+    )
+    again = runner.invoke(main, ["lock", "release", "-e", "dev", "--sandbox", "--output", "json"])
+
+    assert released.exit_code == 0, released.output
+    assert json.loads(released.output) == {
+        "environment": "dev",
+        "released": "r-9",
+        "recorded": True,
+    }
+    assert json.loads(again.output) == {"environment": "dev", "released": None, "recorded": False}
+
+
+def test_bundle_prints_json(runner: CliRunner, tmp_path: Path) -> None:
+    zip_path = tmp_path / "app.zip"
+
+    result = runner.invoke(
+        main, ["bundle", str(SAMPLE_APP), "-o", str(zip_path), "--output", "json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    view = json.loads(result.output)
+    assert view["path"] == str(zip_path)
+    assert view["bytes"] == zip_path.stat().st_size
+
+
 def test_lock_release_keeps_a_recorded_outcome(runner: CliRunner, moto_target: Target) -> None:
     arn = finished_request(moto_target, "r-7", "Deployed")
     moto_target.dynamodb.put_item(TableName="ledger", Item=lock_item("r-7", arn))
