@@ -78,7 +78,10 @@ def read_ebignore(source: Path) -> list[str]:
     path = source / ".ebignore"
     if not path.is_file():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise BundleError(f"{path} is not UTF-8 text ({error}); save it as UTF-8") from None
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
@@ -126,8 +129,19 @@ def _collect(
         if entry.name in EXCLUDED_DIRS:
             continue
         name = f"{prefix}{entry.name}"
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BundleError(
+                f"{name!r} has a name that is not valid UTF-8, which zip archives and EB need; "
+                "rename it"
+            ) from None
         path = Path(entry.path)
-        real = path.resolve()
+        try:
+            real = path.resolve()
+        except RuntimeError:
+            # Python raises RuntimeError for a symbolic link that leads back to itself.
+            raise BundleError(f"{name} is a symbolic link loop; remove it") from None
         if entry.is_symlink():
             _check_link(path, name, real, root, kind)
         if real.is_dir():

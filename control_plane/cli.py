@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import re
 import sys
 import time
@@ -26,12 +27,14 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from lambdas.common.errors import UNEXPECTED_FAILURE
-from lambdas.common.models import REQUEST_ID_PATTERN
+from lambdas.common.models import REQUEST_ID_PATTERN, VERSION_LABEL_PATTERN
+from lambdas.common.secret_screen import secret_kind
 from lambdas.common.store import from_item
 
 from .bundle import BundleError, build_bundle, checksum
 from .cli_options import (
     ENVIRONMENTS_FILE_VARIABLE,
+    check_sandbox_environment,
     environment_option,
     environment_settings,
     output_option,
@@ -171,7 +174,7 @@ def _start_sandbox(state_dir: Path) -> dict[str, Any]:
 # The sandbox is local: a connection that takes seconds means it hangs, so fail fast rather
 # than wait out botocore's default of a minute per attempt.
 _SANDBOX_CLIENT_CONFIG = Config(
-    connect_timeout=5, read_timeout=60, retries={"mode": "standard", "max_attempts": 3}
+    connect_timeout=5, read_timeout=20, retries={"mode": "standard", "max_attempts": 2}
 )
 
 
@@ -222,7 +225,8 @@ def _sandbox_target(start: bool) -> Target:
 
 
 def _aws_target(region: str | None) -> Target:
-    session = boto3.session.Session(region_name=region)
+    # botocore reads AWS_DEFAULT_REGION only; AWS_REGION is what the other SDKs and CI set.
+    session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION") or None)
     if session.region_name is None:
         raise CliError("no AWS region set; pass --region or set AWS_REGION")
     config = Config(retries={"mode": "standard"})
@@ -329,12 +333,6 @@ def _start_or_find_execution(
     if output == "text":
         verb = "attaching to it" if status == "RUNNING" else "reporting its recorded outcome"
         click.echo(f"request {request_id} already started execution {arn} ({status}); {verb}")
-    if previous.get("bundle") != request["bundle"]:
-        click.echo(
-            f"note: that execution deployed {previous.get('bundle')}, not this bundle "
-            f"({request['bundle']}); pass a new --request-id to deploy this one",
-            err=True,
-        )
     return arn, True
 
 
@@ -387,7 +385,7 @@ def run_deployment(
     code = EXIT_CODES.get(str(summary["outcome"]), EXIT_CODES[UNEXPECTED_FAILURE])
     # A replayed request reports its recorded outcome, because the app may serve a newer version
     # by now.
-    if code == 0 and not replayed and summary["servingVersion"] != version:
+    if summary["outcome"] == "Deployed" and not replayed and summary["servingVersion"] != version:
         click.echo(
             f"error: the app at {summary['url']} reports version {summary['servingVersion']}, "
             f"not {version}",
@@ -565,7 +563,16 @@ def main() -> None:
 def _validate_request_id(
     context: click.Context, parameter: click.Parameter, value: str | None
 ) -> str | None:
-    if value is not None and not re.match(REQUEST_ID_PATTERN, value):
+    if value is None:
+        return value
+    kind = secret_kind(value)
+    if kind:
+        # The request id names the execution, so it would reach the ledger, logs and console.
+        raise click.BadParameter(
+            f"the value looks like {kind}; a request id becomes part of the execution's name, "
+            "so pass an identifier such as a CI run id or commit SHA, never a credential"
+        )
+    if not re.match(REQUEST_ID_PATTERN, value):
         raise click.BadParameter(
             f"{value!r} does not match {REQUEST_ID_PATTERN}: 1 to 64 letters, digits, '-' or "
             "'_', starting with a letter or digit"
@@ -573,9 +580,25 @@ def _validate_request_id(
     return value
 
 
+def _validate_version(context: click.Context, parameter: click.Parameter, value: str) -> str:
+    if not re.match(VERSION_LABEL_PATTERN, value):
+        raise click.BadParameter(
+            f"{value[:120]!r} is not a version label: 1 to 100 letters, digits, '.', '_', '+' "
+            "or '-', starting with a letter or digit, for example v1.4.2 or 2026-12-04.1"
+        )
+    return value
+
+
 @main.command()
 @environment_option("Environment name from the environments file.")
-@click.option("--version", "-v", "version", required=True, help="Application version label.")
+@click.option(
+    "--version",
+    "-v",
+    "version",
+    required=True,
+    callback=_validate_version,
+    help="Application version label.",
+)
 @click.option(
     "--bundle",
     "-b",
@@ -605,6 +628,8 @@ def deploy(
 
     Ctrl-C stops waiting but not the deployment, and the command then exits with status 130.
     """
+    if sandbox:
+        check_sandbox_environment(environment)
     bundle_data = _build_local_bundle(bundle)
     target = _sandbox_target(start=True) if sandbox else _aws_target(region)
     request_id = request_id or f"cli-{uuid.uuid4().hex[:12]}"
@@ -759,8 +784,15 @@ def lock_release(environment: str, sandbox: bool, region: str | None, output: st
     Refuses while the holding execution still runs, because releasing then would let two
     deployments act on the environment at once.
     """
-    from lambdas.common.lease import force_release_lock, read_lock, record_abandoned_request
+    import logging
 
+    from lambdas.common.lease import force_release_lock, read_lock, record_abandoned_request
+    from lambdas.common.observability import logger
+
+    # The lease module logs for operators; its lines go to stderr, out of the command's output.
+    for handler in logging.getLogger(logger.name).handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
     target = _target(sandbox, region)
     item = read_lock(environment, target.table_name, target.dynamodb)
     view = _lock_view(target, item)
@@ -877,7 +909,10 @@ def sandbox_status(output: str) -> None:
     """
     state = daemon.read_state(daemon.default_state_dir())
     if state is None:
-        click.echo("sandbox not running")
+        if output == "json":
+            click.echo(json.dumps({"running": False}))
+        else:
+            click.echo("sandbox not running")
         sys.exit(SANDBOX_NOT_RUNNING_EXIT_CODE)
     try:
         status = daemon.live_status(state)
@@ -885,7 +920,7 @@ def sandbox_status(output: str) -> None:
     except (OSError, ValueError, BotoCoreError, ClientError) as error:
         raise _not_answering(state, error) from None
     if output == "json":
-        click.echo(json.dumps({**status, "environments": environments}, indent=2))
+        click.echo(json.dumps({"running": True, **status, "environments": environments}, indent=2))
         return
     click.echo(f"sandbox running on {status['endpoint']} (pid {status['pid']})")
     click.echo(f"virtual time   {status['virtualSeconds']:.0f} s")

@@ -99,3 +99,18 @@ def output_option(function: Any) -> Any:
 def print_json(document: Any) -> None:
     """Print one JSON document, the result of a command run with --output json."""
     click.echo(json.dumps(document, indent=2, default=str))
+
+
+def check_sandbox_environment(name: str) -> None:
+    """Raise click.BadParameter when the sandbox, built from the repository's environments.yaml,
+    does not manage environment `name` that another environments file defines."""
+    if environments_file().resolve() == DEFAULT_ENVIRONMENTS_FILE.resolve():
+        return
+    if name in load_settings(DEFAULT_ENVIRONMENTS_FILE).environments:
+        return
+    raise click.BadParameter(
+        f"environment {name!r} is defined in {environments_file()} but not in "
+        f"{DEFAULT_ENVIRONMENTS_FILE}, which the sandbox's stack and tasks are built from; add it "
+        "there to try it in the sandbox",
+        param_hint="'--environment'",
+    )

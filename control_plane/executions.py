@@ -58,7 +58,7 @@ def start_deployment(
 
 
 class RequestConflict(ValueError):
-    """The request id already ran with another version; a new request id is needed."""
+    """The request id already ran with another version or bundle; a new request id is needed."""
 
 
 def start_or_attach(
@@ -70,7 +70,8 @@ def start_or_attach(
     While it runs with the same input Step Functions itself returns its ARN; once it has ended,
     or when the input differs, StartExecution fails with ExecutionAlreadyExists and the
     execution is looked up by name, so a retried request reports the outcome it already had.
-    Raises RequestConflict when that execution deployed another version.
+    Raises RequestConflict when that execution deployed another version or another bundle.
+    Bundles are reproducible, so rebuilding the same source gives the same bundle URI.
     """
     from botocore.exceptions import ClientError
 
@@ -93,6 +94,13 @@ def start_or_attach(
             f"request {request.get('requestId')} already ran for version "
             f"{previous.get('version')!r} (execution {arn}); pass a new request id to deploy "
             f"{request.get('version')}"
+        )
+    if previous.get("bundle") != request.get("bundle"):
+        raise RequestConflict(
+            f"request {request.get('requestId')} already deployed version "
+            f"{request.get('version')} from bundle {previous.get('bundle')} (execution {arn}), "
+            f"not from {request.get('bundle')}; pass a new request id, and a new version label "
+            "if the code changed"
         )
     return arn, previous
 

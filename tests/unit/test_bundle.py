@@ -521,3 +521,27 @@ def test_ebignore_of_the_entry_point_is_rejected(tmp_path: Path, patterns: str) 
 
     with pytest.raises(BundleError, match=r"\.ebignore in .* leaves out the app's entry point"):
         build_bundle(app)
+
+
+def test_self_link_is_rejected(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    (app / "loop").symlink_to("loop")
+
+    with pytest.raises(BundleError, match="loop is a symbolic link loop; remove it"):
+        build_bundle(app)
+
+
+def test_non_utf8_ebignore_is_rejected(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    (app / ".ebignore").write_bytes(b"caf\xe9/\n")
+
+    with pytest.raises(BundleError, match=r"\.ebignore is not UTF-8 text .*save it as UTF-8"):
+        build_bundle(app)
+
+
+def test_non_utf8_file_name_is_rejected(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    (app / os.fsdecode(b"caf\xe9.txt")).write_text("x")
+
+    with pytest.raises(BundleError, match="has a name that is not valid UTF-8"):
+        build_bundle(app)

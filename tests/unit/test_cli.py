@@ -596,12 +596,13 @@ def test_lock_release_prints_json(runner: CliRunner, moto_target: Target) -> Non
     again = runner.invoke(main, ["lock", "release", "-e", "dev", "--sandbox", "--output", "json"])
 
     assert released.exit_code == 0, released.output
-    assert json.loads(released.output) == {
+    assert "lease freed from a holder" in released.stderr
+    assert json.loads(released.stdout) == {
         "environment": "dev",
         "released": "r-9",
         "recorded": True,
     }
-    assert json.loads(again.output) == {"environment": "dev", "released": None, "recorded": False}
+    assert json.loads(again.stdout) == {"environment": "dev", "released": None, "recorded": False}
 
 
 def test_bundle_prints_json(runner: CliRunner, tmp_path: Path) -> None:
@@ -667,3 +668,106 @@ def test_silent_sandbox_fails_fast_with_exit_3(
     assert result.exit_code == 3, result.output
     assert f"sandbox (pid {silent_sandbox['pid']}) is not responding" in result.output
     assert "Traceback" not in result.output
+
+
+def test_aws_region_variable_picks_the_region(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(boto3.session, "Session", OfflineSession)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+
+    result = runner.invoke(main, ["history", "-e", "dev"], env={"AWS_REGION": "eu-west-9"})
+
+    assert result.exit_code == 1
+    assert "'eu-west-9'" in result.output
+    assert "no AWS region set" not in result.output
+
+
+def test_sandbox_status_json_when_stopped(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["sandbox", "status", "--output", "json"])
+
+    assert result.exit_code == 3
+    assert json.loads(result.output) == {"running": False}
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("-v", "bad/label", "is not a version label"),
+        ("-v", "", "is not a version label"),
+        ("-v", "v" * 101, "is not a version label"),
+        ("--request-id", "AKIAIOSFODNN7EXAMPLE", "looks like an AWS access key id"),
+    ],
+)
+def test_deploy_checks_labels_before_any_call(
+    runner: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+    option: str,
+    value: str,
+    message: str,
+) -> None:
+    def no_target(*args: object) -> None:
+        raise AssertionError("the command reached for a target")
+
+    monkeypatch.setattr(cli, "_sandbox_target", no_target)
+    arguments = ["deploy", "--sandbox", "-e", "dev", "-v", "v1", option, value]
+
+    result = runner.invoke(main, arguments)
+
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "AKIAIOSFODNN7EXAMPLE" not in result.output
+
+
+def test_rerun_request_with_other_bundle_exits_2(runner: CliRunner, moto_target: Target) -> None:
+    finished_request(moto_target, "r-1", "Deployed")
+    arguments = ["deploy", "--sandbox", "-e", "dev", "-v", "v1", "--request-id", "r-1"]
+
+    result = runner.invoke(main, [*arguments, "-b", "s3://bundles/bundles/dev/other.zip"])
+
+    assert result.exit_code == 2
+    assert "already deployed version v1 from bundle" in result.output
+    assert "pass a new request id" in result.output
+
+
+def test_sandbox_deploy_of_environment_it_lacks_exits_2(
+    runner: CliRunner, moto_target: Target, tmp_path: Path
+) -> None:
+    path = environments_file_with_qa(tmp_path)
+
+    result = runner.invoke(
+        main, ["--environments-file", str(path), "deploy", "--sandbox", "-e", "qa", "-v", "v1"]
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "which the sandbox's stack and tasks are built from" in result.output
+
+
+def test_superseded_deploy_exits_0(
+    runner: CliRunner, moto_target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def superseded(target: Target, arn: str, request: dict, output: str) -> dict:
+        return {
+            "environment": "dev",
+            "version": request["version"],
+            "requestId": request["requestId"],
+            "outcome": "Superseded",
+            "status": "SUCCEEDED",
+            "plan": None,
+            "url": None,
+            "servingVersion": None,
+            "states": 4,
+            "transitions": 5,
+            "path": [],
+            "virtualSeconds": None,
+            "wallSeconds": None,
+            "executionArn": arn,
+        }
+
+    monkeypatch.setattr(cli, "_follow_execution", superseded)
+
+    result = runner.invoke(main, deploy_arguments("v2", "r-4"))
+
+    assert result.exit_code == 0, result.output
+    assert "outcome      Superseded (SUCCEEDED)" in result.output
+    assert "reports version" not in result.output
