@@ -10,6 +10,7 @@ import http.client
 import io
 import json
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -402,8 +403,14 @@ def test_crashed_app_turns_environment_red(harness):
 
     with pytest.raises(http.client.RemoteDisconnected):
         http_get(ready["CNAME"], "/crash")
-
+    # The connection closes before the app's process has exited, so health turns Red shortly
+    # after; on a loaded machine that takes longer than one describe call.
+    deadline = time.monotonic() + 10
     crashed = harness.describe()
+    while crashed["Health"] != "Red" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        crashed = harness.describe()
+
     assert crashed["Health"] == "Red"
     assert crashed["HealthStatus"] == "Severe"
     health = harness.client.describe_environment_health(EnvironmentName=ENV, AttributeNames=["All"])
