@@ -48,6 +48,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="deployments per mode and launch time, each with its own request id (default: 2)",
     )
     arguments = parser.parse_args(argv)
+    if any(seconds <= 0 for seconds in arguments.launch):
+        parser.error(f"--launch times must be positive seconds, got {arguments.launch}")
     if arguments.runs < 1:
         parser.error(f"--runs must be at least 1, got {arguments.runs}")
     return arguments

@@ -671,6 +671,13 @@ def bundle(source: Path, output_file: Path | None, output: str) -> None:
     if data is None:
         raise click.UsageError("SOURCE must be a local app folder, not an s3:// URI")
     target = output_file or Path.cwd() / f"{source.resolve().name}.zip"
+    if target.resolve().is_relative_to(source.resolve()):
+        raise click.BadParameter(
+            f"{target} is inside the app folder {source}, so the next bundle would contain it "
+            "(or it would overwrite an app file); write it elsewhere, for example "
+            f"-o ../{source.resolve().name}.zip",
+            param_hint="'--output-file'",
+        )
     try:
         target.write_bytes(data)
     except OSError as error:

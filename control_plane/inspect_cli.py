@@ -16,7 +16,12 @@ from typing import Any
 
 import click
 
-from .cli_options import environment_option, environment_settings, output_option
+from .cli_options import (
+    environment_option,
+    environment_settings,
+    load_cli_settings,
+    output_option,
+)
 from .executions import ExecutionReport, build_report, execution_arn
 from .graph import GRAPH_SUFFIXES, load_definition, render_graph, states_missing_from
 from .sandbox.clock import DEFAULT_START
@@ -246,6 +251,36 @@ def _write_graph(
     click.echo(f"graph written to {path}", err=True)
 
 
+def _check_execution_argument(
+    context: click.Context, parameter: click.Parameter, value: str
+) -> str:
+    if not value.strip():
+        raise click.BadParameter("empty; pass an execution ARN, an execution name or a request id")
+    return value
+
+
+def _resolve_execution(target: Any, value: str) -> str:
+    """Return the ARN of the execution that `value` names: an ARN, an execution name or a
+    request id, whose execution is named `<environment>-<request id>`."""
+    if value.startswith("arn:"):
+        return value
+    arn = execution_arn(target.state_machine_arn, value)
+    candidates = [arn] + [
+        execution_arn(target.state_machine_arn, f"{environment}-{value}")
+        for environment in sorted(load_cli_settings().environments)
+    ]
+    for candidate in candidates:
+        try:
+            target.sfn.describe_execution(executionArn=candidate)
+        except Exception as problem:
+            code = getattr(problem, "response", {}).get("Error", {}).get("Code")
+            if code in {"ExecutionDoesNotExist", "InvalidArn"}:
+                continue
+            raise
+        return candidate
+    return arn
+
+
 def add_inspect_commands(
     main: click.Group,
     target_for: Callable[[bool, str | None], Any],
@@ -268,7 +303,7 @@ def add_inspect_commands(
             _print_status(view)
 
     @main.command()
-    @click.argument("execution")
+    @click.argument("execution", callback=_check_execution_argument)
     @target_options
     @output_option
     @click.option(
@@ -284,9 +319,7 @@ def add_inspect_commands(
     ) -> None:
         """Show EXECUTION's path, retries and failure cause (an ARN or an execution name)."""
         target = target_for(sandbox, region)
-        arn = execution
-        if not execution.startswith("arn:"):
-            arn = execution_arn(target.state_machine_arn, execution)
+        arn = _resolve_execution(target, execution)
         try:
             report = build_report(target.sfn, arn)
             view = execution_view(target, arn, report)
@@ -294,8 +327,9 @@ def add_inspect_commands(
             code = getattr(problem, "response", {}).get("Error", {}).get("Code")
             if code in {"ExecutionDoesNotExist", "InvalidArn"}:
                 raise error(
-                    f"no execution {arn}; pass an execution ARN or name from "
-                    "`control-plane history` or `control-plane status`"
+                    f"no execution {arn}, and no request {execution!r} in any environment; pass "
+                    "an execution ARN or name (`control-plane status`) or a request id "
+                    "(`control-plane history`)"
                 ) from None
             raise
         if output == "json":

@@ -80,9 +80,17 @@ def add_recovery_commands(
         lock = read_lock(environment, target.table_name, target.dynamodb)
         if lock:
             holder = lock.get("holder", {}).get("S")
+            arn = lock.get("executionArn", {}).get("S")
+            status = target.sfn.describe_execution(executionArn=arn)["status"] if arn else None
+            if status in (None, "RUNNING", "PENDING_REDRIVE"):
+                raise error(
+                    f"{environment} is locked by request {holder}; wait for that deployment to "
+                    f"end (`control-plane lock show --environment {environment}`), then destroy"
+                )
             raise error(
-                f"{environment} is locked by request {holder}; wait for that deployment to end "
-                f"(`control-plane lock show --environment {environment}`), then destroy"
+                f"{environment} is locked by request {holder}, whose execution ended {status} "
+                f"without releasing it; run `control-plane lock release --environment "
+                f"{environment}`, then destroy"
             )
         name = settings.eb_environment_name
         if not yes:

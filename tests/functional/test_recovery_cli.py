@@ -50,9 +50,9 @@ def dynamodb() -> Iterator[Any]:
         aws.client.cache_clear()
 
 
-def cli_for(dynamodb: Any, eb: FakeBeanstalk) -> click.Group:
+def cli_for(dynamodb: Any, eb: FakeBeanstalk, sfn: Any = None) -> click.Group:
     target = Target(
-        sfn=None,
+        sfn=sfn,
         s3=None,
         dynamodb=dynamodb,
         elasticbeanstalk=eb,
@@ -201,3 +201,26 @@ def test_destroy_prints_json(dynamodb: Any) -> None:
     assert view["terminating"] == ["webapp-dev"]
     assert view["pulumiStack"] == "dev"
     assert eb.terminated == ["webapp-dev"]
+
+
+def test_destroy_with_ended_holder_suggests_release(dynamodb: Any) -> None:
+    class EndedExecutions:
+        def describe_execution(self, executionArn: str) -> dict[str, str]:
+            return {"status": "ABORTED"}
+
+    dynamodb.put_item(
+        TableName=TABLE,
+        Item={
+            "pk": {"S": "ENV#dev"},
+            "sk": {"S": "LOCK"},
+            "holder": {"S": "r-7"},
+            "executionArn": {"S": "arn:aws:states:us-east-1:123456789012:execution:d:dev-r-7"},
+        },
+    )
+    cli = cli_for(dynamodb, FakeBeanstalk({"webapp-dev": "Ready"}), sfn=EndedExecutions())
+
+    result = CliRunner().invoke(cli, ["destroy", "-e", "dev", "--yes"])
+
+    assert result.exit_code == 1
+    assert "whose execution ended ABORTED" in result.output
+    assert "control-plane lock release --environment dev" in result.output

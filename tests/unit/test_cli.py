@@ -771,3 +771,27 @@ def test_superseded_deploy_exits_0(
     assert result.exit_code == 0, result.output
     assert "outcome      Superseded (SUCCEEDED)" in result.output
     assert "reports version" not in result.output
+
+
+def test_show_accepts_a_request_id(runner: CliRunner, moto_target: Target) -> None:
+    arn = finished_request(moto_target, "r-11", "Deployed")
+
+    result = runner.invoke(main, ["show", "r-11", "--sandbox", "--output", "json"])
+    empty = runner.invoke(main, ["show", "", "--sandbox"])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["executionArn"] == arn
+    assert empty.exit_code == 2
+
+
+@pytest.mark.parametrize("inside", ["app.zip", "application.py"])
+def test_bundle_inside_app_folder_exits_2(runner: CliRunner, tmp_path: Path, inside: str) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "application.py").write_text("application = None\n")
+
+    result = runner.invoke(main, ["bundle", str(app), "-o", str(app / inside)])
+
+    assert result.exit_code == 2
+    assert "is inside the app folder" in result.output
+    assert (app / "application.py").read_text() == "application = None\n"

@@ -30,6 +30,7 @@ from pathlib import Path
 
 SOCKET_VARIABLE = "CONTROL_PLANE_ENGINE_SOCKET"
 HEADER_BYTES = 8
+FOLDER_PREFIX = "cp-engine-"
 START_TIMEOUT_SECONDS = 60.0
 # How often the server checks that the process that started it still runs.
 PARENT_CHECK_SECONDS = 1.0
@@ -122,14 +123,18 @@ def serve(path: str) -> None:
             listener.close()
             _serve_child(connection)
         connection.close()
+    # The parent has gone without stopping the server: remove the socket, and its folder when
+    # EngineForkServer made it.
     Path(path).unlink(missing_ok=True)
+    if Path(path).parent.name.startswith(FOLDER_PREFIX):
+        shutil.rmtree(Path(path).parent, ignore_errors=True)
 
 
 class EngineForkServer:
     """Starts and stops one fork server process for a sandbox's builds."""
 
     def __init__(self, environment: dict[str, str]) -> None:
-        self._directory = Path(tempfile.mkdtemp(prefix="cp-engine-"))
+        self._directory = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
         self.socket_path = str(self._directory / "engine.sock")
         repo_root = Path(__file__).resolve().parents[3]
         variables = {**environment, "PYTHONPATH": str(repo_root)}
