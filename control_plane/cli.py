@@ -667,9 +667,10 @@ def bundle(source: Path, output_file: Path | None, output: str) -> None:
     Checks the layout EB's Python platform expects, honours .ebignore, leaves out VCS and
     virtualenv folders, and prints the zip's size and SHA-256 checksum.
     """
-    data = _build_local_bundle(str(source))
-    if data is None:
+    # click's Path type turns s3://bucket into s3:/bucket, so the scheme is matched without "//".
+    if str(source).startswith("s3:"):
         raise click.UsageError("SOURCE must be a local app folder, not an s3:// URI")
+    data = _build_local_bundle(str(source)) or b""
     target = output_file or Path.cwd() / f"{source.resolve().name}.zip"
     if target.resolve().is_relative_to(source.resolve()):
         raise click.BadParameter(

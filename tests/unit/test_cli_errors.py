@@ -68,3 +68,10 @@ def test_environment_name_checked_before_any_call(runner: CliRunner, command: li
     assert result.exit_code == 2
     assert "Invalid value for '--environment'" in result.output
     assert "1 to 31 lowercase letters" in result.output
+
+
+def test_bundle_of_s3_uri_is_a_usage_error(runner: CliRunner) -> None:
+    result = runner.invoke(cli.main, ["bundle", "s3://bucket/app.zip"])
+
+    assert result.exit_code == 2
+    assert "not an s3:// URI" in result.output
