@@ -420,7 +420,8 @@ def _follow_execution(
     environment = request["environment"]
     record = _ledger_record(target, environment, request["requestId"])
     outcome = record.get("outcome") or _unrecorded_outcome(report)
-    url = _app_url(target, environment, record) if outcome == "Deployed" else None
+    # After a rollback the previous version serves, so its URL and version are shown too.
+    url = _app_url(target, environment, record) if outcome in ("Deployed", "RolledBack") else None
     summary = {
         "environment": environment,
         "version": request["version"],
@@ -755,6 +756,15 @@ def _now(target: Target) -> float:
     return DEFAULT_START + seconds if seconds is not None else time.time()
 
 
+def _execution_input(described: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the input of a described execution as a dict, or None."""
+    try:
+        document = json.loads(described.get("input") or "null")
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
 def _lock_view(target: Target, item: dict[str, Any] | None) -> dict[str, Any] | None:
     return lease_view(item, _now(target))
 
@@ -812,7 +822,8 @@ def lock_release(environment: str, sandbox: bool, region: str | None, output: st
         return
     recorded = False
     if view["executionArn"]:
-        status = target.sfn.describe_execution(executionArn=view["executionArn"])["status"]
+        described = target.sfn.describe_execution(executionArn=view["executionArn"])
+        status = described["status"]
         if status in ("RUNNING", "PENDING_REDRIVE"):
             raise CliError(
                 f"{environment} is locked by execution {view['executionArn']}, which is still "
@@ -828,6 +839,7 @@ def lock_release(environment: str, sandbox: bool, region: str | None, output: st
             f"released by `control-plane lock release` ({getpass.getuser()})",
             target.table_name,
             target.dynamodb,
+            _execution_input(described),
         )
     if not force_release_lock(environment, view["holder"], target.table_name, target.dynamodb):
         raise CliError(f"{environment}: the lock changed hands meanwhile; run `lock show` again")

@@ -312,19 +312,27 @@ def record_abandoned_request(
     taken_by: str,
     table: str,
     dynamodb: Any,
+    request: dict[str, Any] | None = None,
 ) -> bool:
     """Record the outcome of a holder whose execution ended without recording one.
 
     `item` is the lease item it held, `status` its execution's final status and `taken_by`
-    who freed the lease. Writes nothing when the request has a ledger record already; returns
-    whether it wrote.
+    who freed the lease. `request`, the execution's input when known, adds what it deployed.
+    Writes nothing when the request has a ledger record already; returns whether it wrote.
     """
+    known = request if isinstance(request, dict) else {}
+    deployed = {
+        key: known[key]
+        for key in ("version", "bundle", "trigger", "startedBy")
+        if isinstance(known.get(key), str)
+    }
     holder = _string(item, "holder") or "unknown"
     arn = _string(item, "executionArn")
     written = put_ledger_record_if_absent(
         environment,
         holder,
         {
+            **deployed,
             "environment": environment,
             "requestId": holder,
             "outcome": UNEXPECTED_FAILURE,

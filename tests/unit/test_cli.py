@@ -574,6 +574,8 @@ def test_lock_release_records_the_dead_holder(runner: CliRunner, moto_target: Ta
     assert record["errorName"] == "ExecutionAborted"
     assert "control-plane lock release" in record["cause"]
     assert record["executionArn"] == arn
+    assert record["version"] == "v1"
+    assert record["bundle"] == BUNDLE_URI
     lock = moto_target.dynamodb.get_item(
         TableName="ledger", Key={"pk": {"S": "ENV#dev"}, "sk": {"S": "LOCK"}}
     )["Item"]
