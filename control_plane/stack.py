@@ -497,6 +497,16 @@ class ControlPlaneStack(Stack):
                 build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
                 compute_type=codebuild.ComputeType.SMALL,
             ),
+            # The stacks use the passphrase secrets provider. CodeBuild reads this SecureString
+            # parameter of the project's region when a build starts and fails the build when
+            # it is missing. The CDK grants the project's role ssm:GetParameters on exactly
+            # this parameter; the AWS managed key aws/ssm needs no kms:Decrypt grant.
+            environment_variables={
+                "PULUMI_CONFIG_PASSPHRASE": codebuild.BuildEnvironmentVariable(
+                    type=codebuild.BuildEnvironmentVariableType.PARAMETER_STORE,
+                    value=self._settings.pulumi_passphrase_parameter,
+                )
+            },
             timeout=Duration.minutes(60),
         )
         # What `pulumi up`, `preview`, `refresh` and `destroy` need for the resources the

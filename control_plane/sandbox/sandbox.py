@@ -26,7 +26,7 @@ from lambdas.common import clock as task_clock
 from lambdas.common import metrics as task_metrics
 
 from .clock import VirtualClock
-from .codebuild import CodeBuildSimulator
+from .codebuild import CodeBuildSimulator, ParameterNotFound
 from .eb_timers import TransitionTimers
 from .events import SandboxEventBridge
 from .faults import FaultState
@@ -299,9 +299,17 @@ class Sandbox:
         # Operations complete at their virtual time even when nothing polls EB.
         self.eb_timers = TransitionTimers(self.clock, self.eb)
         self.eb.watch_transitions(self.eb_timers.schedule_next)
-        passphrase = secrets.token_urlsafe(24)
-        self.secret_values.append(passphrase)
         ssm = self.client("ssm")
+
+        def resolve_parameter(name: str) -> str:
+            # CodeBuild reads PARAMETER_STORE variables in its project's region.
+            try:
+                return ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+            except ssm.exceptions.ParameterNotFound:
+                raise ParameterNotFound(name) from None
+
+        # The base environment has no passphrase, because each build reads it from SSM through
+        # the project's PARAMETER_STORE variable, as in CodeBuild (see _seed_secrets).
         self.codebuild = CodeBuildSimulator(
             clock=self.clock,
             project_name=self.resources.codebuild_project,
@@ -311,7 +319,6 @@ class Sandbox:
                 "PATH": os.environ.get("PATH", ""),
                 "HOME": os.environ.get("HOME", "/tmp"),
                 **self._aws_variables(),
-                "PULUMI_CONFIG_PASSPHRASE": passphrase,
                 "PULUMI_SKIP_UPDATE_CHECK": "true",
                 "PULUMI_HOME": str(self.options.work_dir / "pulumi-home"),
                 # A locked stack is retried without real-time sleeps in the sandbox.
@@ -319,11 +326,10 @@ class Sandbox:
                 "CONTROL_PLANE_PYTHON": os.sys.executable,
                 "PYTHONPATH": str(REPO_ROOT),
             },
-            resolve_parameter=lambda name: ssm.get_parameter(Name=name, WithDecryption=True)[
-                "Parameter"
-            ]["Value"],
+            resolve_parameter=resolve_parameter,
             region=self.options.region,
             account_id=ACCOUNT_ID,
+            project_variables=self.resources.codebuild_environment,
         )
         (self.options.work_dir / "builds").mkdir(parents=True, exist_ok=True)
         self.codebuild.on_build_finished = lambda build: self.faults.pulumi_run_finished()
@@ -356,16 +362,25 @@ class Sandbox:
         self._seed_secrets()
 
     def _seed_secrets(self) -> None:
-        """Store every required secret of the sample environments, as an operator would.
+        """Store the stacks' Pulumi passphrase and every required secret of the sample
+        environments, as an operator would.
 
-        SSM parameters are SecureStrings and Secrets Manager secrets are created in the
-        secret's region; a secret read by JSON key contains one field per key. `stack_config`
-        secrets are in the stack settings files already. `seed_secrets` sets chosen values,
-        keyed by parameter or secret name (`<name>#<json key>` for a JSON field).
+        The passphrase is a SecureString at `pulumi_passphrase_parameter` in the control
+        plane's region, where the CodeBuild project reads it. Other SSM parameters are
+        SecureStrings, and Secrets Manager secrets are created in the secret's region. A secret
+        read by JSON key contains one field per key. `stack_config` secrets are in the stack
+        settings files already. `seed_secrets` sets chosen values, keyed by parameter or secret
+        name (`<name>#<json key>` for a JSON field).
         """
         from lambdas.common.settings import SecretsManagerSecret, SsmSecret, load_settings
 
         settings = load_settings(REPO_ROOT / "environments.yaml")
+        passphrase_parameter = settings.pulumi_passphrase_parameter
+        self.client("ssm").put_parameter(
+            Name=passphrase_parameter,
+            Value=self._seed_value(passphrase_parameter),
+            Type="SecureString",
+        )
         secret_strings: dict[tuple[str, str], dict[str, str] | str] = {}
         for environment in settings.environments.values():
             for source in environment.required_secrets.values():
@@ -412,6 +427,16 @@ class Sandbox:
                 f"secret {key!r} is set in the stack's config file, which the sandbox does not "
                 "change; only SSM and Secrets Manager secrets can be deleted"
             )
+
+    def delete_pulumi_passphrase(self) -> None:
+        """Delete the SSM parameter of the stacks' passphrase, as if it had never been stored.
+
+        Its value stays in `secret_values`, so the secret scan still looks for it.
+        """
+        from lambdas.common.settings import load_settings
+
+        name = load_settings(REPO_ROOT / "environments.yaml").pulumi_passphrase_parameter
+        self.client("ssm").delete_parameter(Name=name)
 
     # Helpers for the CLI, the scenario runner and the tests.
 

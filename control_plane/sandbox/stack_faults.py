@@ -1,8 +1,9 @@
 """Arm the scenario faults that act on a stack's Pulumi backend, its builds, EB and its secrets.
 
 Each fault leaves what the real system would leave: lock files and checkpoints in Pulumi's
-S3 layout, a terminated environment in EB's listing, a missing SSM parameter or Secrets
-Manager secret. None of them reaches into the control plane's own code.
+S3 layout, a terminated environment in EB's listing, a missing SSM parameter (a required
+secret or the stacks' Pulumi passphrase) or Secrets Manager secret. None of them reaches into
+the control plane's own code.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ STACK_FAULTS = (
     "large_preview",
     "stale_terminated_environment",
     "missing_secret",
+    "missing_pulumi_passphrase",
 )
 # Owners written into the injected lock files: another CI job that is still running, and a
 # CodeBuild build that was killed mid-update.
@@ -55,6 +57,8 @@ def arm_stack_fault(
         sandbox.eb.list_terminated_twin()
     elif kind == "missing_secret":
         sandbox.delete_secret(settings, arguments.key)
+    elif kind == "missing_pulumi_passphrase":
+        sandbox.delete_pulumi_passphrase()
     else:
         _arm_backend_fault(sandbox, settings, kind, arguments)
 

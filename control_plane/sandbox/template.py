@@ -130,6 +130,9 @@ class SandboxResources:
     functions: dict[str, FunctionSpec]
     # Resolved properties of each AWS::Events::Rule, by logical id (see sandbox/events.py).
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The CodeBuild project's environment variables, as CodeBuild's API writes them:
+    # {"name", "type", "value"}, where a PARAMETER_STORE value is the parameter's name.
+    codebuild_environment: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def state_machine_arn(self) -> str:
@@ -254,6 +257,10 @@ def load_resources(template_path: Path, region: str, account_id: str) -> Sandbox
         for logical_id, resource in resolver.resources.items()
         if resource["Type"] == "AWS::Events::Rule"
     }
+    project_id = resolver.single("AWS::CodeBuild::Project")
+    project_variables = resolver.resolve(
+        resolver.resources[project_id]["Properties"]["Environment"].get("EnvironmentVariables", [])
+    )
     return SandboxResources(
         region=region,
         account_id=account_id,
@@ -261,11 +268,19 @@ def load_resources(template_path: Path, region: str, account_id: str) -> Sandbox
         bundle_bucket=resolver.name(bundle),
         state_bucket=resolver.name(state),
         topic_arn=resolver.arn(resolver.single("AWS::SNS::Topic")),
-        codebuild_project=resolver.name(resolver.single("AWS::CodeBuild::Project")),
+        codebuild_project=resolver.name(project_id),
         # The template names the state machine, so task roles can refer to its executions.
         state_machine_name=str(resolver.resolve(machine.get("StateMachineName", machine_id))),
         state_machine_role_arn=resolver.arn(machine["RoleArn"]["Fn::GetAtt"][0]),
         definition=json.loads(resolver.resolve(machine["DefinitionString"])),
         functions=functions,
         rules=rules,
+        codebuild_environment=[
+            {
+                "name": item["Name"],
+                "type": item.get("Type", "PLAINTEXT"),
+                "value": str(item["Value"]),
+            }
+            for item in project_variables
+        ],
     )

@@ -36,6 +36,11 @@ SECRETS_MANAGER_ID_PATTERN = (
     r"^([A-Za-z0-9/_+=.@-]{1,512}"
     r"|arn:aws[a-z-]*:secretsmanager:[a-z]{2}(-[a-z]+)+-\d:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512})$"
 )
+# The SSM SecureString parameter, in the control plane's region, that contains
+# PULUMI_CONFIG_PASSPHRASE: the passphrase of the stacks' secrets provider.
+DEFAULT_PULUMI_PASSPHRASE_PARAMETER = "/control-plane/pulumi-config-passphrase"
+# A hierarchical parameter name: one or more `/segment`s, without a trailing slash.
+PASSPHRASE_PARAMETER_PATTERN = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
 # Hosts where a plain http:// Pulumi Cloud URL is accepted: a local stand-in, never a remote API.
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -373,6 +378,26 @@ class Settings(BaseModel):
         default=None,
         description="GitHub Actions jobs that may deploy through the OIDC role; none without it",
     )
+    pulumi_passphrase_parameter: str = Field(
+        default=DEFAULT_PULUMI_PASSPHRASE_PARAMETER,
+        max_length=1011,
+        description=(
+            "name of the SSM SecureString parameter, in the control plane's region, that "
+            "contains the passphrase of every stack's secrets provider; the CodeBuild project "
+            "passes it to each build as PULUMI_CONFIG_PASSPHRASE"
+        ),
+    )
+
+    @field_validator("pulumi_passphrase_parameter")
+    @classmethod
+    def _check_passphrase_parameter(cls, value: str) -> str:
+        if not PASSPHRASE_PARAMETER_PATTERN.match(value):
+            raise ValueError(
+                f"{value!r} is not an SSM parameter name: start it with '/' and use letters, "
+                "digits and the characters _ . - / only, such as "
+                f"{DEFAULT_PULUMI_PASSPHRASE_PARAMETER}"
+            )
+        return value
 
     @field_validator("environments")
     @classmethod
