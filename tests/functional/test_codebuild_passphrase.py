@@ -18,16 +18,10 @@ import pytest
 from control_plane.sandbox.sandbox import Sandbox, SandboxOptions
 from lambdas import classify_build_failure
 from lambdas.common.settings import DEFAULT_PULUMI_PASSPHRASE_PARAMETER
+from tests.sandbox_handlers import Context, point_clients_at_sandbox
 
 PARAMETER = DEFAULT_PULUMI_PASSPHRASE_PARAMETER
 MISSING_MESSAGE = f"parameter does not exist: {PARAMETER}"
-
-
-class Context:
-    function_name = "test"
-    aws_request_id = "req-1"
-    memory_limit_in_mb = 128
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +33,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 @pytest.fixture(autouse=True)
 def sandbox_environment(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point clients at the sandbox again, because the autouse credential fixture cleared it."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", sandbox.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "sandbox")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sandbox")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    point_clients_at_sandbox(sandbox, monkeypatch)
 
 
 def run_build(sandbox: Sandbox, **variables: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from control_plane.executions import upload_bundle
 from control_plane.sandbox.sandbox import ACCOUNT_ID, Sandbox, SandboxOptions
 from lambdas import deploy_version
 from lambdas.common.lease import Lease
+from tests.sandbox_handlers import Context, point_clients_at_sandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOLUTION_STACK = "64bit Amazon Linux 2023 v4.7.0 running Python 3.12"
@@ -28,13 +29,6 @@ PROD_REGION = "eu-west-1"
 PROD_APPLICATION = "webapp-prod"
 PROD_STORAGE_BUCKET = f"elasticbeanstalk-{PROD_REGION}-{ACCOUNT_ID}"
 DEV_STORAGE_BUCKET = f"elasticbeanstalk-us-east-1-{ACCOUNT_ID}"
-
-
-class Context:
-    function_name = "test"
-    aws_request_id = "req-1"
-    memory_limit_in_mb = 128
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +40,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 @pytest.fixture(autouse=True)
 def sandbox_environment(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The autouse credential fixture cleared the endpoint; point clients at the sandbox again."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", sandbox.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "sandbox")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sandbox")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    point_clients_at_sandbox(sandbox, monkeypatch)
 
 
 @pytest.fixture(scope="module")

@@ -33,18 +33,12 @@ from lambdas.common.errors import (
 )
 from lambdas.common.lease import Lease
 from lambdas.common.settings import current_settings
+from tests.sandbox_handlers import Context, point_clients_at_sandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APPLICATION = "webapp-dev"
 # The sandbox's Pulumi state bucket, set by the module's sandbox fixture.
 STATE_BUCKET: list[str] = []
-
-
-class Context:
-    function_name = "test"
-    aws_request_id = "req-1"
-    memory_limit_in_mb = 128
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +51,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 @pytest.fixture(autouse=True)
 def sandbox_environment(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The autouse credential fixture cleared the endpoint; point clients at the sandbox again."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", sandbox.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "sandbox")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sandbox")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    point_clients_at_sandbox(sandbox, monkeypatch)
 
 
 @pytest.fixture(scope="module")

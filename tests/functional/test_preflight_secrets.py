@@ -20,16 +20,10 @@ from control_plane.sandbox.sandbox import Sandbox, SandboxOptions
 from lambdas import preflight
 from lambdas.common.errors import ConfigurationMissing
 from lambdas.common.settings import EnvironmentSettings, read_stack_config_keys
+from tests.sandbox_handlers import Context, point_clients_at_sandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
-
-
-class Context:
-    function_name = "test"
-    aws_request_id = "req-1"
-    memory_limit_in_mb = 128
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +35,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 @pytest.fixture(autouse=True)
 def sandbox_environment(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The autouse credential fixture cleared the endpoint; point clients at the sandbox again."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", sandbox.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "sandbox")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sandbox")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    point_clients_at_sandbox(sandbox, monkeypatch)
 
 
 def environment(secrets: dict[str, Any], stack: str = "qa") -> EnvironmentSettings:

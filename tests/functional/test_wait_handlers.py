@@ -20,19 +20,13 @@ from control_plane.sandbox.sandbox import Sandbox, SandboxOptions
 from lambdas import wait_for_deployment, wait_for_environment
 from lambdas.common.errors import DeploymentFailed, EnvironmentNotReady, WaitTimedOut
 from lambdas.common.waits import DEPLOYMENT_WAIT_SECONDS, ENVIRONMENT_WAIT_SECONDS
+from tests.sandbox_handlers import Context, point_clients_at_sandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APPLICATION = "webapp-waits"
 LAUNCH, UPDATE = 60, 90
 # Bucket and key of the sample app's bundle, set by the module's sandbox fixture.
 BUNDLE: list[str] = []
-
-
-class Context:
-    function_name = "test"
-    aws_request_id = "req-1"
-    memory_limit_in_mb = 128
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +50,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 @pytest.fixture(autouse=True)
 def sandbox_environment(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The autouse credential fixture cleared the endpoint; point clients at the sandbox again."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", sandbox.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "sandbox")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sandbox")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    point_clients_at_sandbox(sandbox, monkeypatch)
 
 
 def iso(epoch_seconds: float) -> str:
