@@ -273,10 +273,16 @@ class DashboardData:
 
 
 class DashboardHandler(BaseHTTPRequestHandler):
-    """Handler of GET requests for the pages and their JSON. Other methods get 501."""
+    """Handler of GET and HEAD requests for the pages and their JSON. Other methods get 501."""
 
     server: DashboardServer
     server_version = "control-plane-dashboard"
+    # HEAD sends the headers GET would send, without the body.
+    head_only = False
+
+    def do_HEAD(self) -> None:
+        self.head_only = True
+        self.do_GET()
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
@@ -358,7 +364,8 @@ class DashboardHandler(BaseHTTPRequestHandler):
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
         self.end_headers()
-        self.wfile.write(body)
+        if not self.head_only:
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Drop the per-request access log; pages poll every few seconds."""

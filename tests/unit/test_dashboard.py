@@ -98,8 +98,10 @@ def server(moto_target: Target) -> Iterator[DashboardServer]:
         yield running
 
 
-def get(server: DashboardServer, path: str, host: str | None = None) -> Response:
-    request = urllib.request.Request(server.url.rstrip("/") + path)
+def get(
+    server: DashboardServer, path: str, host: str | None = None, method: str = "GET"
+) -> Response:
+    request = urllib.request.Request(server.url.rstrip("/") + path, method=method)
     if host is not None:
         request.add_header("Host", host)
     try:
@@ -427,3 +429,15 @@ def test_ctrl_c_stops_with_130(runner: CliRunner, monkeypatch: pytest.MonkeyPatc
     assert url is not None
     assert int(url.group(1)) > 0
     assert result.output.rstrip().endswith("dashboard stopped")
+
+
+@pytest.mark.parametrize(("path", "status"), [("/", 200), ("/api/overview", 200), ("/x", 404)])
+def test_head_sends_headers_without_body(server: DashboardServer, path: str, status: int) -> None:
+    full = get(server, path)
+
+    head = get(server, path, method="HEAD")
+
+    assert head.status == status
+    assert head.body == ""
+    assert head.headers["Content-Type"] == full.headers["Content-Type"]
+    assert head.headers["Content-Length"] == full.headers["Content-Length"]
