@@ -799,7 +799,24 @@ def render_html(
         f'<table class="facts">\n{rows}\n</table>\n'
         + (f'<ul class="notes">{note_items}</ul>\n' if note_items else "")
         + f'<ul class="legend">\n{legend}\n</ul>\n</header>\n<main>\n{svg}</main>\n'
-        "</body>\n</html>\n"
+        + _scroll_to_start_script(str(definition.get("StartAt", "")))
+        + "</body>\n</html>\n"
+    )
+
+
+def _scroll_to_start_script(start: str) -> str:
+    """Return a script that scrolls a wide graph to its start state when the page opens.
+
+    The script contains no `<` or `&`, so the page stays well-formed XML.
+    """
+    name = json.dumps(start).replace("<", "\\u003c").replace("&", "\\u0026")
+    return (
+        "<script>\n"
+        f"const startName = {name};\n"
+        "const startBox = Array.from(document.querySelectorAll('main g[data-state]'))"
+        ".find(group => group.dataset.state === startName);\n"
+        "if (startBox) startBox.scrollIntoView({block: 'nearest', inline: 'center'});\n"
+        "</script>\n"
     )
 
 

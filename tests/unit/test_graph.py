@@ -642,3 +642,14 @@ def test_show_names_missing_describe_permission(
     assert "cannot read the state machine definition" in result.output
     assert "states:DescribeStateMachineForExecution" in result.output
     assert not output.exists()
+
+
+def test_html_page_scrolls_to_start_state(definition: dict[str, Any]) -> None:
+    path = walk(definition, definition["StartAt"], branches=PLAN_NONE)
+    report = History(definition).path(path).report("SUCCEEDED")
+
+    page = render_html(definition, report)
+
+    ET.fromstring(page)
+    assert f"const startName = {json.dumps(definition['StartAt'])};" in page
+    assert "scrollIntoView" in page
