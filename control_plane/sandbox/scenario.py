@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from control_plane.sandbox.eb.health import check_sequence, health_phase
 from lambdas.common.drift import DRIFT_OUTCOMES
 from lambdas.common.errors import FAILURE_NAMES, UNEXPECTED_FAILURE
+from lambdas.common.models import REQUEST_ID_PATTERN
 from lambdas.common.recovery import BREAKER_OUTCOME
 from lambdas.common.settings import format_validation_error
 from lambdas.common.strict_yaml import load_yaml
@@ -100,7 +101,9 @@ class ClockSettings(_Strict):
 class DeployStep(_Strict):
     version: str = Field(min_length=1)
     bundle: str | None = None
-    request_id: str | None = None
+    # It names the execution, so it follows the request id format; test other request ids
+    # through raw_input.
+    request_id: str | None = Field(default=None, pattern=REQUEST_ID_PATTERN)
     wait: bool = True
     # Deploy another environment than the scenario's (environments in parallel).
     environment: str | None = None

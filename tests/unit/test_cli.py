@@ -67,6 +67,10 @@ VALID_HEAD = "name: x\nenvironment: dev\n"
             "steps:\n  - deploy: {version: v1, colour: red}\nexpect:\n  - {step: 1}\n",
             "colour: Extra inputs are not permitted",
         ),
+        (
+            "steps:\n  - deploy: {version: v1, request_id: has space}\nexpect:\n  - {step: 1}\n",
+            "request_id: String should match pattern",
+        ),
     ],
 )
 def test_invalid_scenario_exits_2(
