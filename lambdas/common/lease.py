@@ -17,6 +17,7 @@ running Pulumi update or EB update always finishes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,20 @@ def _execution_status(execution_arn: str) -> str | None:
         return None
 
 
+def _execution_input(execution_arn: str) -> dict[str, Any] | None:
+    """Return the input of the holder's execution, or None when it cannot be read."""
+    try:
+        described = client("stepfunctions").describe_execution(executionArn=execution_arn)
+        document = json.loads(described.get("input") or "null")
+    except Exception as error:
+        logger.info(
+            "input of the dead holder's execution not read",
+            extra={"execution_arn": execution_arn, "error": str(error)},
+        )
+        return None
+    return document if isinstance(document, dict) else None
+
+
 def _number(item: dict[str, Any], name: str, default: int = 0) -> int:
     return int(item.get(name, {}).get("N", default))
 
@@ -69,6 +84,7 @@ class Lease:
         queued_at_ms: int,
         *,
         execution_status: ExecutionStatus = _execution_status,
+        execution_input: Callable[[str], dict[str, Any] | None] = _execution_input,
         yields: bool = False,
     ) -> None:
         self.environment = environment
@@ -79,6 +95,7 @@ class Lease:
         # it takes a free lease or gives way to any request that holds the lease or waits.
         self.yields = yields
         self._execution_status = execution_status
+        self._execution_input = execution_input
         self._dynamodb = client("dynamodb")
         self._table = table_name()
 
@@ -223,6 +240,7 @@ class Lease:
             f"request {self.request_id} took the lease over",
             self._table,
             self._dynamodb,
+            self._execution_input(arn) if (arn := _string(item, "executionArn")) else None,
         )
 
     def _queue(self) -> None:

@@ -33,7 +33,12 @@ def request(
     arn = f"arn:{request_id.split('-')[1]}"
     known = RUNNING if statuses is None else statuses
     return lease.Lease(
-        environment, request_id, arn, queued_at_ms, execution_status=lambda arn: known.get(arn)
+        environment,
+        request_id,
+        arn,
+        queued_at_ms,
+        execution_status=lambda arn: known.get(arn),
+        execution_input=lambda arn: {"version": f"v{arn.split(':')[1]}", "bundle": 7},
     )
 
 
@@ -136,6 +141,8 @@ def test_lease_of_a_holder_whose_execution_ended_is_taken_over(table: str) -> No
     assert abandoned["errorName"] == "ExecutionFailed"
     assert "ended FAILED while it held the lease" in abandoned["cause"]
     assert "request r-2 took the lease over" in abandoned["cause"]
+    assert abandoned["version"] == "v1"
+    assert "bundle" not in abandoned
 
 
 def test_unreadable_holder_status_waits_instead_of_taking_over(table: str) -> None:
