@@ -560,7 +560,7 @@ def _program_role_statements(
 def _beanstalk_driven_statements(
     arns: ArnBuilder, regions: Sequence[str]
 ) -> list[iam.PolicyStatement]:
-    """What EB's CloudFormation stack does with the caller's credentials, on EB's names."""
+    """Grant what EB's CloudFormation stack does with the caller's credentials, on EB's names."""
     prefix = EB_RESOURCE_PREFIX
     stacks, groups, configurations, balancers, alarms = [], [], [], [], []
     for region in regions:
@@ -638,7 +638,8 @@ def _beanstalk_driven_statements(
 
 
 def _program_ec2_statement(arns: ArnBuilder, regions: Sequence[str]) -> iam.PolicyStatement:
-    """Security groups, launch templates, instances and key pairs in the environments' regions.
+    """Grant security groups, launch templates, instances and key pairs in the environments'
+    regions.
 
     Their ids are random, so the grant is per region and account, not per resource.
     """
@@ -675,7 +676,7 @@ def _program_ec2_statement(arns: ArnBuilder, regions: Sequence[str]) -> iam.Poli
 def _program_database_statement(
     arns: ArnBuilder, scopes: Sequence[ProgramScope]
 ) -> iam.PolicyStatement:
-    """The optional PostgreSQL instance `<program>-db...` (infra/webapp/database.py)."""
+    """Grant the optional PostgreSQL instance `<program>-db...` (infra/webapp/database.py)."""
     resources: set[str] = set()
     for scope in scopes:
         name = f"{scope.program_name}-db*"
@@ -704,7 +705,10 @@ def _program_database_statement(
 
 
 def _domain_statements(arns: ArnBuilder, domains: DomainSettings) -> list[iam.PolicyStatement]:
-    """The certificate, distribution and DNS records of custom domains (infra/webapp/domain.py)."""
+    """Grant the certificate, distribution and DNS records of custom domains.
+
+    See infra/webapp/domain.py.
+    """
     if domains.any_zone_by_name:
         zones = [arns.global_resource("route53", "hostedzone", "*")]
     else:
