@@ -40,9 +40,10 @@ demo: setup
 test: setup browser
 	$(PY) -m pytest -q -n auto --dist loadfile
 
-## Synthesize the CloudFormation template with the CDK CLI (offline).
+## Synthesize the CloudFormation templates with the CDK CLI (offline). Pass CDK options in
+## CDK_ARGS, for example: make synth CDK_ARGS="-c environmentsFile=environments.prod.yaml".
 synth: setup node_modules/.installed
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx --no-install cdk synth --quiet
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx --no-install cdk synth --quiet $(CDK_ARGS)
 
 ## The benchmark: the current configuration against the shell scripts' baseline in the
 ## sandbox, with import, synth and scenario suite times (bench/README.md).

@@ -895,8 +895,15 @@ def sandbox() -> None:
 
 @sandbox.command("start")
 def sandbox_start() -> None:
-    """Start the background sandbox (no-op if one is running)."""
+    """Start the background sandbox (no-op if one is running).
+
+    Exits 3 when a sandbox process runs but does not respond.
+    """
     state = _start_sandbox(daemon.default_state_dir())
+    try:
+        daemon.live_status(state)
+    except (OSError, ValueError) as error:
+        raise _not_answering(state, error) from None
     click.echo(f"sandbox running on {state['endpoint']} (pid {state['pid']})")
 
 

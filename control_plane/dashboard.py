@@ -42,6 +42,7 @@ from .dashboard_pages import (
 from .executions import build_report, execution_arn
 from .graph import load_definition, render_svg, states_missing_from, trace_execution
 from .inspect_cli import environment_status, execution_view
+from .sandbox import daemon
 
 LOOPBACK_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -167,6 +168,7 @@ class DashboardData:
             cached = self._cache.get(key)
             if cached is not None and now - cached[0] < self.interval_seconds:
                 return cached[1]
+            self._check_sandbox()
             value = read()
             self._cache = {
                 other: entry
@@ -175,6 +177,21 @@ class DashboardData:
             }
             self._cache[key] = (now, value)
             return value
+
+    def _check_sandbox(self) -> None:
+        """Raise SandboxNotResponding when the sandbox does not answer its status request.
+
+        A paused sandbox accepts connections but never answers, so each read would wait for
+        the SDK's timeouts and retries; this probe fails within the status timeout instead.
+        """
+        if not self.target.sandbox_endpoint:
+            return
+        try:
+            daemon.live_status({"endpoint": self.target.sandbox_endpoint})
+        except (OSError, ValueError) as error:
+            raise SandboxNotResponding(
+                f"the sandbox on {self.target.sandbox_endpoint} does not respond ({error})"
+            ) from None
 
     def _read_overview(self) -> dict[str, Any]:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -334,7 +351,10 @@ class DashboardHandler(BaseHTTPRequestHandler):
                 HTTPStatus.OK, data.execution(unquote(path.removeprefix("/api/executions/")))
             )
         else:
-            raise NotFound(f"no page {path}; the dashboard serves / and /executions/<name>")
+            raise NotFound(
+                f"no page {path}; the dashboard serves /, /executions/<name>, /api/overview and "
+                "/api/executions/<name>"
+            )
 
     def _host_allowed(self) -> bool:
         """Accept only the loopback names, so a DNS-rebound web page cannot read this server."""
@@ -371,10 +391,14 @@ class DashboardHandler(BaseHTTPRequestHandler):
         """Drop the per-request access log; pages poll every few seconds."""
 
 
+class SandboxNotResponding(Exception):
+    """The sandbox's process runs but does not answer."""
+
+
 def _is_read_error(problem: Exception) -> bool:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    return isinstance(problem, BotoCoreError | ClientError)
+    return isinstance(problem, BotoCoreError | ClientError | SandboxNotResponding)
 
 
 class DashboardServer(ThreadingHTTPServer):

@@ -199,7 +199,8 @@ class ProgramScope:
     program_name: str
     # The program's application, and environments.yaml's `eb_application` where that differs.
     eb_applications: tuple[str, ...]
-    eb_environment: str
+    # The program's environment, and environments.yaml's `eb_environment` where that differs.
+    eb_environments: tuple[str, ...]
     pulumi_stack: str
 
 
@@ -209,7 +210,7 @@ def program_scope(environment: EnvironmentSettings) -> ProgramScope:
         region=environment.region,
         program_name=program_name,
         eb_applications=tuple(sorted({program_name, environment.eb_application})),
-        eb_environment=environment.eb_environment_name,
+        eb_environments=tuple(sorted({program_name, environment.eb_environment_name})),
         pulumi_stack=environment.pulumi_stack,
     )
 
@@ -308,9 +309,10 @@ def eb_environment_arns(arns: ArnBuilder, scopes: Sequence[ProgramScope]) -> lis
     """ARNs of the managed EB environments, under each name their application may have."""
     return sorted(
         {
-            arns.eb(scope.region, "environment", f"{application}/{scope.eb_environment}")
+            arns.eb(scope.region, "environment", f"{application}/{environment}")
             for scope in scopes
             for application in scope.eb_applications
+            for environment in scope.eb_environments
         }
     )
 

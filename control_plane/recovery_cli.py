@@ -98,6 +98,7 @@ def add_recovery_commands(
                 f"Terminate EB environment {name} of {environment} and stop its automatic "
                 "recovery?",
                 abort=True,
+                err=True,
             )
         # The sandbox's tasks run on its virtual clock; the intent must be comparable with it.
         seconds = target.virtual_seconds()

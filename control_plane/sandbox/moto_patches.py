@@ -36,6 +36,7 @@ from __future__ import annotations
 import random
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -349,6 +350,34 @@ def _json_safe(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
+
+
+# How long StopExecution waits for a just-started execution's thread to set up its state.
+STOP_WAIT_SECONDS = 10.0
+
+
+def wait_for_environment(worker: Any, timeout_seconds: float = STOP_WAIT_SECONDS) -> None:
+    """Wait until the execution thread of `worker` has created its evaluation environment.
+
+    moto creates it on the execution's own thread, so a StopExecution right after
+    StartExecution found none and failed with AttributeError.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    while getattr(worker, "env", None) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _patch_stop_before_start() -> None:
+    """Let StopExecution stop an execution whose thread has not set up its state yet."""
+    from moto.stepfunctions.parser.backend import execution_worker
+
+    original_stop = execution_worker.ExecutionWorker.stop
+
+    def stop(self: Any, stop_date: datetime, error: str | None, cause: str | None) -> None:
+        wait_for_environment(self)
+        original_stop(self, stop_date=stop_date, error=error, cause=cause)
+
+    execution_worker.ExecutionWorker.stop = stop
 
 
 def _patch_execution_actors() -> None:
@@ -677,6 +706,7 @@ def install_patches(clock: VirtualClock) -> None:
     _patch_inner_endpoint()
     _patch_codebuild_sync()
     _patch_execution_actors()
+    _patch_stop_before_start()
     _patch_lambda_service_errors()
     _patch_task_token_wait()
     _patch_send_task_failure_cause()

@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+import types
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from control_plane.executions import wait_for_execution
-from control_plane.sandbox.moto_patches import jitter_fraction
+from control_plane.sandbox.moto_patches import jitter_fraction, wait_for_environment
 from control_plane.sandbox.sandbox import Sandbox, SandboxOptions
 
 
@@ -200,3 +202,18 @@ def test_jitter_fraction_is_the_same_for_the_same_attempt() -> None:
     assert jitter_fraction("arn:execution:a", "WaitForDeployment", 4) != first
     assert jitter_fraction("arn:execution:b", "WaitForDeployment", 3) != first
     assert 0 <= first < 1
+
+
+def test_stop_waits_for_execution_environment() -> None:
+    worker = types.SimpleNamespace(env=None)
+
+    def set_up_later() -> None:
+        time.sleep(0.05)
+        worker.env = "environment"
+
+    thread = threading.Thread(target=set_up_later)
+    thread.start()
+    wait_for_environment(worker, timeout_seconds=5)
+    thread.join()
+
+    assert worker.env == "environment"

@@ -801,3 +801,13 @@ def test_bundle_inside_app_folder_exits_2(runner: CliRunner, tmp_path: Path, ins
     assert result.exit_code == 2
     assert "is inside the app folder" in result.output
     assert (app / "application.py").read_text() == "application = None\n"
+
+
+def test_sandbox_start_of_silent_sandbox_exits_3(
+    runner: CliRunner, silent_sandbox: dict[str, object]
+) -> None:
+    result = runner.invoke(main, ["sandbox", "start"])
+
+    assert result.exit_code == 3, result.output
+    assert f"sandbox (pid {silent_sandbox['pid']}) is not responding" in result.output
+    assert "sandbox running" not in result.output

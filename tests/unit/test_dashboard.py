@@ -10,6 +10,7 @@ import json
 import re
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from control_plane import cli, dashboard
 from control_plane.cli import Target, main
 from control_plane.dashboard import DashboardData, DashboardServer
 from control_plane.dashboard_pages import CONTENT_SECURITY_POLICY, PAGE_SCRIPT
+from control_plane.sandbox import daemon
 from control_plane.sandbox.template import REPO_ROOT
 from lambdas.common.settings import load_settings
 from tests.ledger_table import create_ledger_table
@@ -441,3 +443,24 @@ def test_head_sends_headers_without_body(server: DashboardServer, path: str, sta
     assert head.body == ""
     assert head.headers["Content-Type"] == full.headers["Content-Type"]
     assert head.headers["Content-Length"] == full.headers["Content-Length"]
+
+
+def test_silent_sandbox_is_502_within_seconds(
+    moto_target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    monkeypatch.setattr(daemon, "STATUS_TIMEOUT_SECONDS", 0.5)
+    silent = replace(moto_target, sandbox_endpoint=f"http://127.0.0.1:{listener.getsockname()[1]}")
+    try:
+        with serving(silent) as server:
+            started = time.monotonic()
+            overview = get(server, "/api/overview")
+            elapsed = time.monotonic() - started
+    finally:
+        listener.close()
+
+    assert overview.status == 502
+    assert "does not respond" in overview.json()["error"]
+    assert elapsed < 5
