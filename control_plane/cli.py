@@ -26,7 +26,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from lambdas.common.errors import UNEXPECTED_FAILURE
+from lambdas.common.errors import UNEXPECTED_FAILURE, ended_execution_error
 from lambdas.common.models import REQUEST_ID_PATTERN, VERSION_LABEL_PATTERN
 from lambdas.common.secret_screen import secret_kind
 from lambdas.common.store import from_item
@@ -268,14 +268,19 @@ def _aws_target(region: str | None) -> Target:
     )
 
 
-def _build_local_bundle(bundle: str) -> bytes | None:
-    """Zip an app folder (None for an s3:// URI); fails before anything is started."""
-    if bundle.startswith("s3://"):
-        return None
+def _bundle_folder(folder: Path) -> bytes:
+    """Zip an app folder; raise BundleRejected before anything is started."""
     try:
-        return build_bundle(Path(bundle))
+        return build_bundle(folder)
     except BundleError as error:
         raise BundleRejected(f"bundle rejected: {error}") from None
+
+
+def _build_local_bundle(bundle: str) -> bytes | None:
+    """Zip an app folder, or return None for the s3:// URI of a built bundle."""
+    if bundle.startswith("s3://"):
+        return None
+    return _bundle_folder(Path(bundle))
 
 
 def _ledger_record(target: Target, environment: str, request_id: str) -> dict[str, Any]:
@@ -445,10 +450,11 @@ def _follow_execution(
 
 
 _UNRECORDED_CAUSES = {
-    "ABORTED": "the execution was stopped before it recorded an outcome; the next deployment "
-    "to this environment takes its lease over and records it",
+    "ABORTED": "the execution was stopped before it recorded an outcome; if it held the lock, "
+    "the next deployment to this environment takes its lease over and records it",
     "TIMED_OUT": "the execution ran past the state machine's timeout before it recorded an "
-    "outcome; the next deployment to this environment takes its lease over and records it",
+    "outcome; if it held the lock, the next deployment to this environment takes its lease "
+    "over and records it",
 }
 
 
@@ -458,8 +464,8 @@ def _unrecorded_outcome(report: ExecutionReport) -> str:
         return "Deployed"
     if report.error:
         return report.error
-    # ExecutionAborted or ExecutionTimedOut, the names the lease records for such a holder.
-    return f"Execution{report.status.title().replace('_', '')}"
+    # The name the lease records for such a holder, so CLI and ledger agree.
+    return ended_execution_error(report.status)
 
 
 def _deployment_failure(target: Target, error: Exception) -> CliError:
@@ -671,8 +677,8 @@ def bundle(source: Path, output_file: Path | None, output: str) -> None:
     # click's Path type turns s3://bucket into s3:/bucket, so the scheme is matched without "//".
     if str(source).startswith("s3:"):
         raise click.UsageError("SOURCE must be a local app folder, not an s3:// URI")
-    data = _build_local_bundle(str(source)) or b""
     target = output_file or Path.cwd() / f"{source.resolve().name}.zip"
+    # Checked before zipping, so a bad destination fails at once.
     if target.resolve().is_relative_to(source.resolve()):
         raise click.BadParameter(
             f"{target} is inside the app folder {source}, so the next bundle would contain it "
@@ -680,6 +686,7 @@ def bundle(source: Path, output_file: Path | None, output: str) -> None:
             f"-o ../{source.resolve().name}.zip",
             param_hint="'--output-file'",
         )
+    data = _bundle_folder(source)
     try:
         target.write_bytes(data)
     except OSError as error:

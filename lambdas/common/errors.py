@@ -109,3 +109,9 @@ FAILURE_NAMES: tuple[str, ...] = (
 
 # Fail state for any error outside FAILURE_NAMES (a crashed task, a Step Functions runtime error).
 UNEXPECTED_FAILURE = "UnexpectedError"
+
+
+def ended_execution_error(status: str) -> str:
+    """Return the error name of an execution that ended `status` without recording an outcome,
+    such as ExecutionAborted for ABORTED or ExecutionTimedOut for TIMED_OUT."""
+    return f"Execution{status.title().replace('_', '')}"

@@ -23,7 +23,7 @@ from typing import Any
 
 from . import clock
 from .aws import client, error_code
-from .errors import UNEXPECTED_FAILURE, EnvironmentLocked, LeaseLost
+from .errors import UNEXPECTED_FAILURE, EnvironmentLocked, LeaseLost, ended_execution_error
 from .observability import logger
 from .store import put_ledger_record_if_absent, table_name
 
@@ -354,7 +354,7 @@ def record_abandoned_request(
             "environment": environment,
             "requestId": holder,
             "outcome": UNEXPECTED_FAILURE,
-            "errorName": f"Execution{status.title().replace('_', '')}",
+            "errorName": ended_execution_error(status),
             "cause": (
                 f"execution {arn} ended {status} while it held the lease, without recording "
                 f"an outcome; {taken_by}"

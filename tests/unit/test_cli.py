@@ -473,7 +473,7 @@ def test_status_reports_lease_queue_and_last_deployment(
         ["deploy", "-v", "v1"],
     ],
 )
-def test_unknown_environment_lists_the_known_ones_before_any_call(
+def test_unknown_environment_rejected_before_calls(
     runner: CliRunner, command: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def no_target(*args: object) -> None:
@@ -649,7 +649,10 @@ def test_lock_release_refuses_a_running_holder(runner: CliRunner, moto_target: T
     assert _ledger_record(moto_target, "dev", "r-8") == {}
 
 
-@pytest.mark.parametrize("command", [["deploy", "-e", "dev", "-v", "v1"], ["bundle", "."]])
+@pytest.mark.parametrize(
+    "command",
+    [["deploy", "-e", "dev", "-v", "v1"], ["bundle", str(SAMPLE_APP), "-o", "/tmp/app.zip"]],
+)
 def test_ctrl_c_while_bundling_exits_130(
     runner: CliRunner, command: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
