@@ -179,10 +179,10 @@ class DashboardData:
             return value
 
     def _check_sandbox(self) -> None:
-        """Raise SandboxNotResponding when the sandbox does not answer its status request.
+        """Raise SandboxNotResponding when the sandbox's status request fails or times out.
 
-        A paused sandbox accepts connections but never answers, so each read would wait for
-        the SDK's timeouts and retries; this probe fails within the status timeout instead.
+        A paused sandbox accepts connections but sends no response, so each read would wait
+        for the SDK's timeouts and retries. This probe fails within the status timeout instead.
         """
         if not self.target.sandbox_endpoint:
             return
@@ -392,7 +392,7 @@ class DashboardHandler(BaseHTTPRequestHandler):
 
 
 class SandboxNotResponding(Exception):
-    """The sandbox's process runs but does not answer."""
+    """The sandbox's process runs but does not respond."""
 
 
 def _is_read_error(problem: Exception) -> bool:

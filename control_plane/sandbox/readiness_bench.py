@@ -48,7 +48,7 @@ _WAITS = {
 
 @dataclass(frozen=True)
 class Configuration:
-    """How a mode sets up the control plane in its sandbox."""
+    """Settings with which a mode sets up the control plane in its sandbox."""
 
     # Settings of the `dev` environment that differ from environments.yaml.
     environment: dict[str, Any] = field(default_factory=dict)

@@ -201,11 +201,12 @@ class RecoverySettings(BaseModel):
     window_seconds: int = Field(default=3600, ge=60)
 
 
-# The maximum run time that the workflow's own limits allow is an estimated 2 h 40 min: 30 min
-# queued for the lock, 10 min of WaitForTransition, a 60 min CodeBuild timeout, the 15 min
-# environment wait, 5 min of EnvironmentBusy retries, and the 20 min deployment and rollback
-# waits. An execution still running after this default is probably stuck where those limits do
-# not reach, such as a build left in CodeBuild's queue (8 hours by default).
+# The workflow's own limits allow an execution about 2 h 40 min, an estimate that adds them up.
+# They are 30 min queued for the lock, 10 min of WaitForTransition, the 60 min CodeBuild
+# timeout, the 15 min environment wait, 5 min of EnvironmentBusy retries, and the 20 min
+# deployment and rollback waits. An execution still running after this default is probably
+# stuck where those limits do not reach, such as a build left in CodeBuild's queue (8 hours by
+# default).
 DEFAULT_EXPECTED_EXECUTION_SECONDS = 3 * 60 * 60
 # A shorter time would count ordinary deployments, whose tasks and waits take minutes.
 MIN_EXPECTED_EXECUTION_SECONDS = 60

@@ -403,8 +403,8 @@ def test_crashed_app_turns_environment_red(harness):
 
     with pytest.raises(http.client.RemoteDisconnected):
         http_get(ready["CNAME"], "/crash")
-    # The connection closes before the app's process has exited, so health turns Red shortly
-    # after; on a loaded machine that takes longer than one describe call.
+    # The connection closes before the app's process has exited, so health turns Red a moment
+    # later. On a loaded machine that moment is longer than one describe call.
     deadline = time.monotonic() + 10
     crashed = harness.describe()
     while crashed["Health"] != "Red" and time.monotonic() < deadline:

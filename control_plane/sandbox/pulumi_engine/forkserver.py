@@ -105,7 +105,7 @@ def serve(path: str) -> None:
     """
     parent = os.getppid()
     _preload()
-    # Children are reaped by the kernel; the server never waits for them.
+    # With SIGCHLD ignored the kernel reaps the children, so the server never waits for them.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     # Listen before the socket gets its final name, so a client never meets a closed socket.
